@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto'
+import { computeAccept, WEBSOCKET_VERSION } from './handshake.js'
+import { headerHasToken, isToken, parseSubprotocols } from './header-lists.js'
+
+/** A fresh random `Sec-WebSocket-Key`. */
+export function generateKey (): string {
+  return randomBytes(16).toString('base64')
+}
+
+export interface ClientRequestOptions {
+  path: string
+  host: string
+  key: string
+  protocols?: string[]
+  headers?: Record<string, string>
+}
+
+/** The client's opening handshake request, as text for the transport. */
+export function buildClientRequest (options: ClientRequestOptions): string {
+  let out = `GET ${options.path} HTTP/1.1\r\nHost: ${options.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${options.key}\r\nSec-WebSocket-Version: ${WEBSOCKET_VERSION}\r\n`
+  if (options.protocols !== undefined && options.protocols.length > 0) {
+    for (const p of options.protocols) {
+      if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`)
+    }
+    out += `Sec-WebSocket-Protocol: ${options.protocols.join(', ')}\r\n`
+  }
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) throw new Error(`header ${JSON.stringify(name)} contains a line break`)
+    out += `${name}: ${value}\r\n`
+  }
+  return out + '\r\n'
+}
+
+export interface ResponseHead {
+  statusCode: number
+  statusMessage: string
+  /** Lower-cased names; repeated headers joined with ", ". */
+  headers: Record<string, string>
+  /** Bytes of the head, including the blank line. */
+  length: number
+}
+
+const HEAD_END = Buffer.from('\r\n\r\n')
+
+/**
+ * Parses an HTTP/1.1 response head from the start of `data`. Returns null if
+ * the blank line has not arrived yet; throws on a malformed head or one
+ * larger than `maxSize`.
+ */
+export function parseResponseHead (data: Buffer, maxSize = 16384): ResponseHead | null {
+  const end = data.indexOf(HEAD_END)
+  if (end === -1) {
+    if (data.length > maxSize) throw new Error(`response head exceeds ${maxSize} bytes`)
+    return null
+  }
+  const lines = data.subarray(0, end).toString('latin1').split('\r\n')
+  const status = lines[0]
+  if (!status.startsWith('HTTP/1.')) throw new Error(`not an HTTP/1.x response: ${JSON.stringify(status.slice(0, 40))}`)
+  const firstSpace = status.indexOf(' ')
+  const secondSpace = status.indexOf(' ', firstSpace + 1)
+  const statusCode = Number(status.slice(firstSpace + 1, secondSpace === -1 ? undefined : secondSpace))
+  if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw new Error('malformed status line')
+  const headers: Record<string, string> = {}
+  for (let i = 1; i < lines.length; i++) {
+    const colon = lines[i].indexOf(':')
+    if (colon <= 0) throw new Error(`malformed header line: ${JSON.stringify(lines[i].slice(0, 40))}`)
+    const name = lines[i].slice(0, colon).trim().toLowerCase()
+    const value = lines[i].slice(colon + 1).trim()
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+  }
+  return {
+    statusCode,
+    statusMessage: secondSpace === -1 ? '' : status.slice(secondSpace + 1),
+    headers,
+    length: end + HEAD_END.length
+  }
+}
+
+/**
+ * Checks the server's answer to our handshake (RFC 6455 §4.1, client side).
+ * Returns the negotiated subprotocol, or throws naming the failed rule.
+ */
+export function validateServerResponse (head: ResponseHead, key: string, offeredProtocols: string[] = []): { protocol: string | undefined } {
+  if (head.statusCode !== 101) throw new Error(`expected status 101, got ${head.statusCode}`)
+  if (!headerHasToken(head.headers.upgrade, 'websocket')) throw new Error('response Upgrade header is not "websocket"')
+  if (!headerHasToken(head.headers.connection, 'upgrade')) throw new Error('response Connection header does not contain "Upgrade"')
+  if (head.headers['sec-websocket-accept'] !== computeAccept(key)) throw new Error('Sec-WebSocket-Accept does not match the key')
+  if (head.headers['sec-websocket-extensions'] !== undefined) {
+    throw new Error('the server chose an extension the client did not offer')
+  }
+  const chosen = head.headers['sec-websocket-protocol']
+  if (chosen === undefined) return { protocol: undefined }
+  const list = parseSubprotocols(chosen)
+  if (list === null || list.length !== 1 || !offeredProtocols.includes(list[0])) {
+    throw new Error(`the server chose subprotocol ${JSON.stringify(chosen)}, which the client did not offer`)
+  }
+  return { protocol: list[0] }
+}

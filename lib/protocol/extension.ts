@@ -1,0 +1,25 @@
+/**
+ * A per-message extension (RFC 6455 §9, e.g. permessage-deflate from RFC 7692)
+ * after it has been negotiated for one connection. It owns the RSV1 bit:
+ * incoming messages whose first frame had RSV1 set pass through `decode`,
+ * outgoing messages it chooses to transform are sent with RSV1 set.
+ *
+ * Transforms complete through a callback so that an asynchronous codec
+ * (zlib) fits; the protocol keeps messages in order while one is pending.
+ */
+export interface MessageExtension {
+  readonly name: string
+  /**
+   * Reverses the extension's transform of one whole incoming message.
+   * `maxSize` is the limit for the result; exceeding it must fail with
+   * a `ProtocolError` carrying close code 1009.
+   */
+  decode (data: Buffer, maxSize: number, done: (err: Error | null, result?: Buffer) => void): void
+  /**
+   * Transforms one outgoing message. Calls back with `transformed: false`
+   * to send `data` as it is (for example, a payload too small to compress).
+   */
+  encode (data: Buffer, done: (err: Error | null, result?: Buffer, transformed?: boolean) => void): void
+  /** Releases codec state when the connection ends. */
+  close? (): void
+}

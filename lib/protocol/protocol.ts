@@ -1,0 +1,327 @@
+import { isUtf8 } from 'node:buffer'
+import { CloseCode } from './close-codes.js'
+import { ProtocolError } from './errors.js'
+import type { MessageExtension } from './extension.js'
+import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
+import { encodeCloseFrame, encodeControlFrame, encodeFrame, toBuffer } from './frame-writer.js'
+import { Opcode } from './opcodes.js'
+
+export const ReadyState = {
+  CONNECTING: 0,
+  OPEN: 1,
+  CLOSING: 2,
+  CLOSED: 3
+} as const
+export type ReadyState = typeof ReadyState[keyof typeof ReadyState]
+
+/** What the protocol asks of the I/O layer that drives it. */
+export interface ProtocolHandler {
+  /** Bytes to put on the transport, in order. */
+  write (data: Buffer): void
+  onMessage (data: Buffer, isBinary: boolean): void
+  onPing (data: Buffer): void
+  onPong (data: Buffer): void
+  /** The peer sent a close frame (the reply, if one was owed, is already written). */
+  onCloseFrame? (code: number, reason: string): void
+  /** The peer broke the protocol (or an extension failed); a close frame with `error.closeCode` was written. */
+  onError (error: Error): void
+  /**
+   * The transport should be closed now: the closing handshake is complete
+   * on a server, or the connection failed. A client is never told to close
+   * after a clean handshake: RFC 6455 §7.1.1 has it wait for the server,
+   * which the I/O layer bounds with a timeout.
+   */
+  closeTransport (): void
+}
+
+export interface ProtocolOptions {
+  role: Role
+  /** Largest incoming message in bytes (after any extension's decoding). */
+  maxMessageSize: number
+  /** Reply to pings with pongs automatically (default true). */
+  autoPong?: boolean
+  /** The negotiated per-message extension, if any. */
+  extension?: MessageExtension | null
+}
+
+type Outgoing = { data: Buffer | string, isBinary: boolean, done?: (err?: Error | null) => void }
+
+/**
+ * The RFC 6455 state machine for one open connection: frames in through
+ * `receive`, application calls in through `send`/`ping`/`close`, bytes and
+ * events out through the handler. It owns the closing handshake rules;
+ * it owns no timers and no sockets.
+ */
+export class WebSocketProtocol implements FrameParserSink {
+  readonly role: Role
+  private readonly handler: ProtocolHandler
+  private readonly parser: FrameParser
+  private readonly mask: boolean
+  private readonly autoPong: boolean
+  private readonly maxMessageSize: number
+  private readonly extension: MessageExtension | null
+
+  private state: ReadyState = ReadyState.OPEN
+  private sentClose = false
+  private receivedClose = false
+  private code: number = CloseCode.Abnormal
+  private reason = ''
+
+  // Only used with an extension: keeps messages in order around asynchronous transforms.
+  private inbound: Array<{ data: Buffer, isBinary: boolean, compressed: boolean }> | null = null
+  private decoding = false
+  private outbound: Outgoing[] | null = null
+  private encoding = false
+
+  constructor (options: ProtocolOptions, handler: ProtocolHandler) {
+    this.role = options.role
+    this.handler = handler
+    this.mask = options.role === 'client'
+    this.autoPong = options.autoPong ?? true
+    this.maxMessageSize = options.maxMessageSize
+    this.extension = options.extension ?? null
+    this.parser = new FrameParser({
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      allowRsv1: this.extension !== null
+    }, this)
+  }
+
+  get readyState (): ReadyState {
+    return this.state
+  }
+
+  /** The code of the close frame received (1005 if it had none, 1006 if none came). */
+  get closeCode (): number {
+    return this.code
+  }
+
+  get closeReason (): string {
+    return this.reason
+  }
+
+  get closeSent (): boolean {
+    return this.sentClose
+  }
+
+  get closeReceived (): boolean {
+    return this.receivedClose
+  }
+
+  /** Both close frames were exchanged. */
+  get wasClean (): boolean {
+    return this.sentClose && this.receivedClose
+  }
+
+  /** Feeds bytes from the transport. May modify `chunk` (in-place unmasking). */
+  receive (chunk: Buffer): void {
+    this.parser.push(chunk)
+  }
+
+  /** Sends a text (string) or binary message. Throws if a close frame was already sent. */
+  send (data: string | Uint8Array | ArrayBuffer | ArrayBufferView, isBinary?: boolean, done?: (err?: Error | null) => void): void {
+    if (this.sentClose || this.state === ReadyState.CLOSED) {
+      throw new Error(`cannot send: the connection is ${this.sentClose ? 'closing' : 'closed'}`)
+    }
+    const payload = typeof data === 'string' ? data : toBuffer(data)
+    const binary = isBinary ?? typeof data !== 'string'
+    if (this.extension !== null) {
+      this.enqueueOutgoing({ data: payload, isBinary: binary, done })
+      return
+    }
+    this.writeFrames(encodeFrame(binary ? Opcode.Binary : Opcode.Text, payload, { mask: this.mask }))
+    done?.(null)
+  }
+
+  ping (data: string | Uint8Array = EMPTY): void {
+    this.assertCanSendControl()
+    this.writeFrames(encodeControlFrame(Opcode.Ping, data, this.mask))
+  }
+
+  pong (data: string | Uint8Array = EMPTY): void {
+    this.assertCanSendControl()
+    this.writeFrames(encodeControlFrame(Opcode.Pong, data, this.mask))
+  }
+
+  /**
+   * Starts the closing handshake (or completes it, if the peer's close came
+   * first). Does nothing if a close frame was already sent.
+   */
+  close (code?: number, reason?: string): void {
+    if (this.sentClose || this.state === ReadyState.CLOSED) return
+    const frames = encodeCloseFrame(code, reason, this.mask) // validates before any state changes
+    this.sentClose = true
+    this.state = ReadyState.CLOSING
+    this.writeFrames(frames)
+  }
+
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): sends a close frame with `code`
+   * if none was sent yet, then asks for the transport to be closed.
+   */
+  fail (code: number, reason = ''): void {
+    if (this.state === ReadyState.CLOSED) return
+    if (!this.sentClose) {
+      this.sentClose = true
+      this.writeFrames(encodeCloseFrame(code, truncateReason(reason), this.mask))
+    }
+    this.state = ReadyState.CLOSING
+    this.parser.stop()
+    this.handler.closeTransport()
+  }
+
+  /** The transport is gone; nothing more can be sent or received. */
+  transportClosed (): void {
+    if (this.state === ReadyState.CLOSED) return
+    this.state = ReadyState.CLOSED
+    this.parser.stop()
+    this.inbound = null
+    this.extension?.close?.()
+    if (this.outbound !== null) {
+      const pending = this.outbound
+      this.outbound = null
+      for (const item of pending) item.done?.(new Error('the connection closed before the message was sent'))
+    }
+  }
+
+  // FrameParserSink
+
+  onMessage (data: Buffer, isBinary: boolean, compressed: boolean): void {
+    if (this.extension === null) {
+      this.handler.onMessage(data, isBinary)
+      return
+    }
+    if (this.inbound === null) this.inbound = []
+    this.inbound.push({ data, isBinary, compressed })
+    this.drainInbound()
+  }
+
+  onPing (data: Buffer): void {
+    if (this.autoPong && !this.sentClose && this.state === ReadyState.OPEN) {
+      this.writeFrames(encodeControlFrame(Opcode.Pong, data, this.mask))
+    }
+    this.handler.onPing(data)
+  }
+
+  onPong (data: Buffer): void {
+    this.handler.onPong(data)
+  }
+
+  onClose (code: number, reason: string): void {
+    this.receivedClose = true
+    this.code = code
+    this.reason = reason
+    if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING
+    if (!this.sentClose) {
+      // Echo the status code (RFC 6455 §5.5.1); a close without one is answered without one.
+      this.sentClose = true
+      this.writeFrames(encodeCloseFrame(code === CloseCode.NoStatusReceived ? undefined : code, '', this.mask))
+    }
+    this.handler.onCloseFrame?.(code, reason)
+    if (this.role === 'server') this.handler.closeTransport()
+  }
+
+  onProtocolError (error: ProtocolError): void {
+    this.code = error.closeCode
+    this.reason = error.message
+    this.handler.onError(error)
+    this.fail(error.closeCode, error.message)
+  }
+
+  private assertCanSendControl (): void {
+    if (this.sentClose || this.state === ReadyState.CLOSED) {
+      throw new Error('cannot send a control frame: the connection is closing')
+    }
+  }
+
+  private writeFrames (frames: Buffer[]): void {
+    this.handler.write(frames[0])
+    if (frames.length > 1) this.handler.write(frames[1])
+  }
+
+  private drainInbound (): void {
+    const queue = this.inbound
+    while (!this.decoding && queue !== null && queue.length > 0 && this.state !== ReadyState.CLOSED) {
+      const item = queue.shift()!
+      if (!item.compressed) {
+        this.handler.onMessage(item.data, item.isBinary)
+        continue
+      }
+      this.decoding = true
+      let sync = true
+      let finished = false
+      this.extension!.decode(item.data, this.maxMessageSize, (err, result) => {
+        this.decoding = false
+        finished = true
+        if (this.state === ReadyState.CLOSED) return
+        if (err) {
+          const code = err instanceof ProtocolError ? err.closeCode : CloseCode.InvalidPayload
+          this.onProtocolError(err instanceof ProtocolError ? err : new ProtocolError(code, err.message))
+          return
+        }
+        const data = result!
+        if (!item.isBinary && !isUtf8(data)) {
+          this.onProtocolError(new ProtocolError(CloseCode.InvalidPayload, 'text message is not valid UTF-8'))
+          return
+        }
+        this.handler.onMessage(data, item.isBinary)
+        if (!sync) this.drainInbound()
+      })
+      sync = false
+      if (!finished) return
+    }
+  }
+
+  private enqueueOutgoing (item: Outgoing): void {
+    if (this.outbound === null) this.outbound = []
+    this.outbound.push(item)
+    this.drainOutbound()
+  }
+
+  private drainOutbound (): void {
+    const queue = this.outbound
+    while (!this.encoding && queue !== null && queue.length > 0) {
+      const item = queue.shift()!
+      const raw = typeof item.data === 'string' ? Buffer.from(item.data) : item.data
+      this.encoding = true
+      let sync = true
+      let finished = false
+      this.extension!.encode(raw, (err, result, transformed) => {
+        this.encoding = false
+        finished = true
+        if (this.state === ReadyState.CLOSED) {
+          item.done?.(new Error('the connection closed before the message was sent'))
+          return
+        }
+        if (err) {
+          item.done?.(err)
+          this.handler.onError(err)
+          this.fail(CloseCode.InternalError, 'extension failed to encode a message')
+          return
+        }
+        const opcode = item.isBinary ? Opcode.Binary : Opcode.Text
+        this.writeFrames(encodeFrame(opcode, result!, { mask: this.mask, rsv1: transformed === true }))
+        item.done?.(null)
+        if (!sync) this.drainOutbound()
+      })
+      sync = false
+      if (!finished) return
+    }
+  }
+}
+
+/** Cuts a reason to the 123 bytes a close frame can carry, on a code point boundary. */
+export function truncateReason (reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason
+  let out = ''
+  let bytes = 0
+  for (const ch of reason) {
+    const size = Buffer.byteLength(ch)
+    if (bytes + size > 123) break
+    out += ch
+    bytes += size
+  }
+  return out
+}
+
+const EMPTY = Buffer.alloc(0)
