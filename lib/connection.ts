@@ -1,0 +1,525 @@
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { CloseCode } from './protocol/close-codes.js'
+import type { MessageExtension } from './protocol/extension.js'
+import type { Role } from './protocol/frame-parser.js'
+import { encodeFrame, toBuffer } from './protocol/frame-writer.js'
+import { Opcode } from './protocol/opcodes.js'
+import { ReadyState, WebSocketProtocol, type ProtocolHandler } from './protocol/protocol.js'
+
+export type WebSocketData = string | Buffer | ArrayBuffer | ArrayBufferView
+
+export interface SendOptions {
+  /** Send as a binary message. Default: binary for bytes, text for strings. */
+  binary?: boolean
+}
+
+export type SendCallback = (err?: Error | null) => void
+
+/** A logger with the pino/Fastify shape; connection-level messages go to it. */
+export interface ConnectionLogger {
+  debug (obj: unknown, msg?: string): void
+  warn (obj: unknown, msg?: string): void
+  error (obj: unknown, msg?: string): void
+}
+
+export interface ConnectionOptions {
+  role: Role
+  maxMessageSize: number
+  /** Milliseconds to wait for the peer's side of the closing handshake before destroying the socket. */
+  closeTimeout: number
+  /** `send` returns false once this many bytes wait to be written. */
+  highWaterMark?: number
+  /** Bytes of messages held for a handler that is not listening yet before reading pauses. */
+  maxPendingBytes?: number
+  protocol?: string
+  extension?: MessageExtension | null
+  autoPong?: boolean
+  logger?: ConnectionLogger
+}
+
+// Concatenating small frames into one buffer beats handing the stream many writes;
+// past this, the frames go to the socket as a corked batch (writev).
+const CONCAT_LIMIT = 16 * 1024
+
+interface PendingMessage {
+  data: Buffer
+  isBinary: boolean
+}
+
+/**
+ * One WebSocket connection: binds the sans-I/O protocol to a socket (or any
+ * duplex stream), batches outgoing frames per read and per tick, and turns
+ * the protocol's calls into events.
+ *
+ * Events: `message` (data: Buffer, isBinary: boolean), `ping` (data), `pong`
+ * (data), `close` (code: number, reason: string), `error` (err), `drain`.
+ */
+export class WebSocketConnection<Request = unknown> extends EventEmitter {
+  static readonly CONNECTING = ReadyState.CONNECTING
+  static readonly OPEN = ReadyState.OPEN
+  static readonly CLOSING = ReadyState.CLOSING
+  static readonly CLOSED = ReadyState.CLOSED
+
+  /** The Fastify request of the upgrade, on the server side. */
+  request: Request
+  /** The subprotocol the server selected, or '' for none. */
+  readonly protocol: string
+
+  private readonly socket: Duplex
+  private readonly core: WebSocketProtocol
+  private readonly closeTimeout: number
+  private readonly highWaterMark: number
+  private readonly maxPendingBytes: number
+  private readonly logger: ConnectionLogger | undefined
+
+  private out: Buffer[] = []
+  private outBytes = 0
+  private outCallbacks: SendCallback[] | null = null
+  private reading = false
+  private flushScheduled = false
+  private closeTimer: NodeJS.Timeout | null = null
+  private closedEmitted = false
+
+  // Messages that arrived while nobody listened (e.g. an async handler still awaiting).
+  private pending: PendingMessage[] | null = null
+  private pendingBytes = 0
+  private pausedForPending = false
+  private iterators: Set<MessageIterator> | null = null
+
+  constructor (socket: Duplex, request: Request, options: ConnectionOptions) {
+    super()
+    this.socket = socket
+    this.request = request
+    this.protocol = options.protocol ?? ''
+    this.closeTimeout = options.closeTimeout
+    this.highWaterMark = options.highWaterMark ?? 1024 * 1024
+    this.maxPendingBytes = options.maxPendingBytes ?? Math.max(options.maxMessageSize, 1024 * 1024)
+    this.logger = options.logger
+    this.core = new WebSocketProtocol({
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      autoPong: options.autoPong,
+      extension: options.extension
+    }, new SocketBinding(this))
+
+    socket.on('data', onSocketData.bind(this))
+    socket.on('end', onSocketEnd.bind(this))
+    socket.on('close', onSocketClose.bind(this))
+    socket.on('error', onSocketError.bind(this))
+    socket.on('drain', onSocketDrain.bind(this))
+    this.on('newListener', onNewListener)
+  }
+
+  get readyState (): number {
+    return this.core.readyState
+  }
+
+  /** Bytes handed to `send` that are not yet written to the kernel. */
+  get bufferedAmount (): number {
+    return this.outBytes + this.socket.writableLength
+  }
+
+  /** True if the last close frames exchanged completed the closing handshake. */
+  get wasClean (): boolean {
+    return this.core.wasClean
+  }
+
+  /**
+   * Queues a message. Strings are sent as text, bytes as binary unless
+   * `options.binary` says otherwise. Returns false when `bufferedAmount`
+   * exceeds the high-water mark: wait for `drain` before sending more.
+   * `callback` runs once the data is written out (or with an error).
+   */
+  send (data: WebSocketData, options?: SendOptions | SendCallback, callback?: SendCallback): boolean {
+    if (typeof options === 'function') {
+      callback = options
+      options = undefined
+    }
+    if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) {
+      const err = new Error(`WebSocket is not open (readyState ${this.core.readyState})`)
+      if (callback !== undefined) {
+        process.nextTick(callback, err)
+        return false
+      }
+      throw err
+    }
+    if (callback !== undefined) this.addCallback(callback)
+    this.core.send(data, options?.binary ?? typeof data !== 'string')
+    return this.bufferedAmount < this.highWaterMark
+  }
+
+  /** Like `send`, but resolves once the data is written out. */
+  sendAsync (data: WebSocketData, options?: SendOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.send(data, options ?? {}, (err) => err ? reject(err) : resolve())
+    })
+  }
+
+  /**
+   * Sends bytes that already form a complete frame (see `encodeBroadcastFrame`).
+   * Used to encode a message once for many receivers.
+   */
+  sendFrame (frame: Buffer): boolean {
+    if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) return false
+    this.queue(frame)
+    return this.bufferedAmount < this.highWaterMark
+  }
+
+  ping (data?: string | Uint8Array): void {
+    this.core.ping(data)
+  }
+
+  pong (data?: string | Uint8Array): void {
+    this.core.pong(data)
+  }
+
+  /**
+   * Starts the closing handshake. The socket is destroyed if the peer has
+   * not finished it within the close timeout.
+   */
+  close (code?: number, reason?: string): void {
+    if (this.core.readyState === ReadyState.CLOSED) return
+    this.core.close(code, reason)
+    this.flush()
+    this.armCloseTimer()
+  }
+
+  /** Destroys the socket at once, without a closing handshake. */
+  terminate (): void {
+    this.socket.destroy()
+  }
+
+  /**
+   * Iterates over messages. While the consumer is busy, reading from the
+   * socket pauses; the iteration ends when the connection closes.
+   */
+  [Symbol.asyncIterator] (): AsyncIterableIterator<{ data: Buffer, isBinary: boolean }> {
+    const iterator = new MessageIterator(this)
+    if (this.iterators === null) this.iterators = new Set()
+    this.iterators.add(iterator)
+    this.schedulePendingDelivery()
+    return iterator
+  }
+
+  /** @internal Feeds bytes that arrived with the upgrade request. */
+  receiveHead (head: Buffer): void {
+    if (head.length > 0) this.onData(head)
+  }
+
+  /** @internal */
+  removeIterator (iterator: MessageIterator): void {
+    this.iterators?.delete(iterator)
+  }
+
+  /** @internal */
+  pauseReading (): void {
+    this.socket.pause()
+  }
+
+  /** @internal */
+  resumeReading (): void {
+    if (!this.pausedForPending) this.socket.resume()
+  }
+
+  // --- protocol → connection
+
+  /** @internal */
+  queue (data: Buffer): void {
+    this.out.push(data)
+    this.outBytes += data.length
+    if (!this.reading && !this.flushScheduled) {
+      this.flushScheduled = true
+      process.nextTick(flushTick, this)
+    }
+  }
+
+  /** @internal */
+  deliver (data: Buffer, isBinary: boolean): void {
+    if (this.pending !== null || !this.hasConsumer()) {
+      this.hold(data, isBinary)
+      return
+    }
+    this.dispatch(data, isBinary)
+  }
+
+  /** @internal */
+  dispatch (data: Buffer, isBinary: boolean): void {
+    if (this.iterators !== null && this.iterators.size > 0) {
+      for (const it of this.iterators) it.push(data, isBinary)
+    }
+    this.emit('message', data, isBinary)
+  }
+
+  /** @internal */
+  endTransport (): void {
+    this.flush()
+    this.socket.end()
+    this.armCloseTimer()
+  }
+
+  /** @internal */
+  onData (chunk: Buffer): void {
+    this.reading = true
+    try {
+      this.core.receive(chunk)
+    } finally {
+      this.reading = false
+    }
+    if (this.out.length > 0) this.flush()
+  }
+
+  /** @internal */
+  onClosed (): void {
+    if (this.closeTimer !== null) {
+      clearTimeout(this.closeTimer)
+      this.closeTimer = null
+    }
+    this.core.transportClosed()
+    this.out = []
+    this.outBytes = 0
+    const callbacks = this.outCallbacks
+    this.outCallbacks = null
+    if (callbacks !== null) {
+      const err = new Error('the connection closed before the message was sent')
+      for (const cb of callbacks) cb(err)
+    }
+    if (this.closedEmitted) return
+    this.closedEmitted = true
+    // Messages still held for a handler that never listened are dropped with the connection.
+    this.pending = null
+    if (this.iterators !== null) {
+      for (const it of this.iterators) it.end()
+    }
+    this.emit('close', this.core.closeCode, this.core.closeReason)
+  }
+
+  /** @internal */
+  flush (): void {
+    this.flushScheduled = false
+    const out = this.out
+    if (out.length === 0) return
+    const callbacks = this.outCallbacks
+    this.out = []
+    this.outCallbacks = null
+    const bytes = this.outBytes
+    this.outBytes = 0
+    const done = callbacks === null ? undefined : callbacksDone(callbacks)
+    const socket = this.socket
+    if (socket.destroyed || !socket.writable) {
+      done?.(new Error('the connection closed before the message was sent'))
+      return
+    }
+    if (out.length === 1) {
+      socket.write(out[0], done)
+    } else if (bytes <= CONCAT_LIMIT) {
+      socket.write(Buffer.concat(out, bytes), done)
+    } else {
+      socket.cork()
+      const last = out.length - 1
+      for (let i = 0; i < last; i++) socket.write(out[i])
+      socket.write(out[last], done)
+      socket.uncork()
+    }
+  }
+
+  private addCallback (callback: SendCallback): void {
+    if (this.outCallbacks === null) this.outCallbacks = []
+    this.outCallbacks.push(callback)
+  }
+
+  private armCloseTimer (): void {
+    if (this.closeTimer !== null || this.socket.destroyed) return
+    this.closeTimer = setTimeout(onCloseTimeout, this.closeTimeout, this)
+  }
+
+  private hasConsumer (): boolean {
+    return this.listenerCount('message') > 0 || (this.iterators !== null && this.iterators.size > 0)
+  }
+
+  private hold (data: Buffer, isBinary: boolean): void {
+    if (this.pending === null) this.pending = []
+    this.pending.push({ data, isBinary })
+    this.pendingBytes += data.length
+    if (this.pendingBytes > this.maxPendingBytes && !this.pausedForPending) {
+      this.pausedForPending = true
+      this.socket.pause()
+    }
+  }
+
+  /** @internal */
+  schedulePendingDelivery (): void {
+    if (this.pending !== null) queueMicrotask(() => this.deliverPending())
+  }
+
+  private deliverPending (): void {
+    while (this.pending !== null && this.hasConsumer()) {
+      const item = this.pending.shift()
+      if (item === undefined) {
+        this.pending = null
+        this.pendingBytes = 0
+        break
+      }
+      this.pendingBytes -= item.data.length
+      this.dispatch(item.data, item.isBinary)
+    }
+    if (this.pending === null && this.pausedForPending) {
+      this.pausedForPending = false
+      this.socket.resume()
+    }
+  }
+
+  /** @internal */
+  logDebug (obj: unknown, msg: string): void {
+    this.logger?.debug(obj, msg)
+  }
+}
+
+function onNewListener (this: WebSocketConnection, event: string | symbol): void {
+  // The listener is added right after this event: deliver held messages once it is.
+  if (event === 'message') this.schedulePendingDelivery()
+}
+
+function flushTick (conn: WebSocketConnection): void {
+  if (conn['flushScheduled']) conn.flush()
+}
+
+function callbacksDone (callbacks: SendCallback[]): SendCallback {
+  return (err) => {
+    for (const cb of callbacks) cb(err ?? null)
+  }
+}
+
+function onCloseTimeout (conn: WebSocketConnection): void {
+  conn['closeTimer'] = null
+  conn.logDebug({ timeout: conn['closeTimeout'] }, 'websocket closing handshake timed out; destroying the socket')
+  conn['socket'].destroy()
+}
+
+function onSocketData (this: WebSocketConnection, chunk: Buffer): void {
+  this.onData(chunk)
+}
+
+function onSocketEnd (this: WebSocketConnection): void {
+  // The peer will send nothing more: finish our side too (upgrade sockets allow half-open).
+  this.flush()
+  const socket = this['socket']
+  if (socket.writable) socket.end()
+}
+
+function onSocketClose (this: WebSocketConnection): void {
+  this.onClosed()
+}
+
+function onSocketError (this: WebSocketConnection, err: Error): void {
+  // Resets and timeouts are part of life on the network: they end in `close` with 1006.
+  this.logDebug({ err }, 'websocket socket error')
+  if (this.listenerCount('error') > 0) this.emit('error', err)
+}
+
+function onSocketDrain (this: WebSocketConnection): void {
+  if (this.bufferedAmount < this['highWaterMark']) this.emit('drain')
+}
+
+/** Adapts the protocol's handler calls to the connection. */
+class SocketBinding implements ProtocolHandler {
+  private readonly conn: WebSocketConnection
+  constructor (conn: WebSocketConnection) {
+    this.conn = conn
+  }
+
+  write (data: Buffer): void {
+    this.conn.queue(data)
+  }
+
+  onMessage (data: Buffer, isBinary: boolean): void {
+    this.conn.deliver(data, isBinary)
+  }
+
+  onPing (data: Buffer): void {
+    this.conn.emit('ping', data)
+  }
+
+  onPong (data: Buffer): void {
+    this.conn.emit('pong', data)
+  }
+
+  onError (error: Error): void {
+    this.conn.logDebug({ err: error }, 'websocket protocol error')
+    if (this.conn.listenerCount('error') > 0) this.conn.emit('error', error)
+  }
+
+  closeTransport (): void {
+    this.conn.endTransport()
+  }
+}
+
+/** Pull-based reading: pauses the socket while unread messages pile up. */
+class MessageIterator implements AsyncIterableIterator<{ data: Buffer, isBinary: boolean }> {
+  private readonly conn: WebSocketConnection
+  private readonly buffer: Array<{ data: Buffer, isBinary: boolean }> = []
+  private waiting: ((result: IteratorResult<{ data: Buffer, isBinary: boolean }>) => void) | null = null
+  private ended = false
+
+  constructor (conn: WebSocketConnection) {
+    this.conn = conn
+    if (conn.readyState === ReadyState.CLOSED) this.ended = true
+  }
+
+  push (data: Buffer, isBinary: boolean): void {
+    if (this.waiting !== null) {
+      const resolve = this.waiting
+      this.waiting = null
+      resolve({ value: { data, isBinary }, done: false })
+      return
+    }
+    this.buffer.push({ data, isBinary })
+    // The consumer lags: stop reading until it catches up.
+    this.conn.pauseReading()
+  }
+
+  end (): void {
+    this.ended = true
+    if (this.waiting !== null) {
+      const resolve = this.waiting
+      this.waiting = null
+      resolve({ value: undefined, done: true })
+    }
+  }
+
+  next (): Promise<IteratorResult<{ data: Buffer, isBinary: boolean }>> {
+    const item = this.buffer.shift()
+    if (item !== undefined) {
+      if (this.buffer.length === 0) this.conn.resumeReading()
+      return Promise.resolve({ value: item, done: false })
+    }
+    if (this.ended) return Promise.resolve({ value: undefined, done: true })
+    this.conn.resumeReading()
+    return new Promise((resolve) => { this.waiting = resolve })
+  }
+
+  return (): Promise<IteratorResult<{ data: Buffer, isBinary: boolean }>> {
+    this.ended = true
+    this.buffer.length = 0
+    this.conn.removeIterator(this)
+    this.conn.resumeReading()
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+}
+
+/**
+ * Encodes a server-to-client message frame once, for `sendFrame` on many
+ * connections (broadcast). Not for client connections, whose frames must be
+ * masked individually.
+ */
+export function encodeBroadcastFrame (data: WebSocketData, binary?: boolean): Buffer {
+  const payload = typeof data === 'string' ? data : toBuffer(data)
+  const frames = encodeFrame((binary ?? typeof data !== 'string') ? Opcode.Binary : Opcode.Text, payload)
+  return frames.length === 1 ? frames[0] : Buffer.concat(frames)
+}
+
+export { CloseCode }

@@ -1,0 +1,85 @@
+import type {
+  ContextConfigDefault, FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifySchema, FastifyTypeProvider,
+  FastifyTypeProviderDefault, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault,
+  RouteGenericInterface
+} from 'fastify'
+import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './plugin.js'
+import type { WebSocketConnection } from './connection.js'
+import type { InjectWSOptions } from './inject.js'
+
+export { WebSocketConnection, encodeBroadcastFrame, type SendOptions, type SendCallback, type WebSocketData } from './connection.js'
+export { WebSocketUpgradeError, type InjectWSOptions } from './inject.js'
+export { CloseCode } from './protocol/close-codes.js'
+export { ProtocolError } from './protocol/errors.js'
+export type { BroadcastOptions, WebSocketPluginOptions, WebSocketRegistry, WebSocketRouteSettings }
+
+/** The handler of a WebSocket route: runs once per connection, after every hook. */
+export type WebSocketHandler<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  ContextConfig = ContextConfigDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger,
+  Request = FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>
+> = (
+  this: FastifyInstance,
+  conn: WebSocketConnection<Request>,
+  request: Request
+) => void | Promise<unknown>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Open connections and broadcast. */
+    websocket: WebSocketRegistry
+    /**
+     * Connects to a WebSocket route in memory, without listening, running
+     * the real handshake and hooks. Rejects with a `WebSocketUpgradeError`
+     * (carrying `statusCode`) if the server answers with anything but 101.
+     */
+    injectWS (path?: string, options?: InjectWSOptions): Promise<WebSocketConnection<undefined>>
+  }
+
+  interface FastifyRequest {
+    /** True for a valid WebSocket upgrade request on a WebSocket route. */
+    ws: boolean
+  }
+
+  interface RouteShorthandOptions<RawServer extends RawServerBase = RawServerDefault> {
+    /** Make this a WebSocket route: `true`, or per-route settings. */
+    websocket?: boolean | WebSocketRouteSettings
+  }
+
+  interface RouteShorthandMethod<
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+    Logger extends FastifyBaseLogger = FastifyBaseLogger
+  > {
+    // With `websocket` set, the handler is the WebSocket handler.
+    <RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault, const SchemaCompiler extends FastifySchema = FastifySchema, InnerLogger extends Logger = Logger>(
+      path: string,
+      opts: RouteShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, InnerLogger> & { websocket: true | WebSocketRouteSettings },
+      handler: WebSocketHandler<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, InnerLogger>
+    ): FastifyInstance<RawServer, RawRequest, RawReply, InnerLogger, TypeProvider>
+  }
+
+  interface RouteOptions<
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+    ContextConfig = ContextConfigDefault,
+    SchemaCompiler extends FastifySchema = FastifySchema,
+    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+    Logger extends FastifyBaseLogger = FastifyBaseLogger
+  > {
+    /** Handles WebSocket upgrades on this route; `handler` keeps serving plain HTTP. */
+    wsHandler?: WebSocketHandler<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>
+  }
+}
+
+export { plugin as fastifyRfc6455 }
+export default plugin

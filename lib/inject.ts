@@ -1,0 +1,140 @@
+import type { Duplex } from 'node:stream'
+import type { Server } from 'node:http'
+import { WebSocketConnection } from './connection.js'
+import { createDuplexPair } from './duplex-pair.js'
+import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from './protocol/client-handshake.js'
+
+export interface InjectWSOptions {
+  /** Request headers to add to the handshake (e.g. authorization). */
+  headers?: Record<string, string>
+  /** Subprotocols to offer. */
+  protocols?: string[]
+  /** Host header. Default 'localhost'. */
+  host?: string
+  /** Largest message the client accepts. Default 64 MiB. */
+  maxMessageSize?: number
+  /** Close timeout of the client connection in ms. Default 5000. */
+  closeTimeout?: number
+}
+
+/** A refused handshake: the HTTP response the server sent instead of 101. */
+export class WebSocketUpgradeError extends Error {
+  readonly statusCode: number
+  readonly headers: Record<string, string>
+  readonly body: string
+
+  constructor (statusCode: number, headers: Record<string, string>, body: string) {
+    super(`WebSocket upgrade refused with status ${statusCode}${body ? `: ${body}` : ''}`)
+    this.name = 'WebSocketUpgradeError'
+    this.statusCode = statusCode
+    this.headers = headers
+    this.body = body
+  }
+
+  /** The body parsed as JSON, or undefined if it is not JSON. */
+  get json (): unknown {
+    try {
+      return JSON.parse(this.body)
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/**
+ * Connects a client to `server` through an in-memory pipe: the server sees
+ * an ordinary connection, parses the request with its own HTTP parser and
+ * runs the upgrade exactly as for a socket.
+ */
+export function injectWebSocket (server: Server, path: string, options: InjectWSOptions = {}): Promise<WebSocketConnection<undefined>> {
+  const [client, serverEnd] = createDuplexPair()
+  server.emit('connection', serverEnd)
+  const key = generateKey()
+  const protocols = options.protocols ?? []
+  client.write(buildClientRequest({
+    path,
+    host: options.host ?? 'localhost',
+    key,
+    protocols,
+    headers: options.headers
+  }))
+
+  return new Promise((resolve, reject) => {
+    let received: Buffer = Buffer.alloc(0)
+    let refusal: { statusCode: number, headers: Record<string, string>, bodyStart: number } | null = null
+
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk])
+      if (refusal !== null) return
+      let head
+      try {
+        head = parseResponseHead(received)
+      } catch (err) {
+        fail(err as Error)
+        return
+      }
+      if (head === null) return
+      if (head.statusCode !== 101) {
+        // Read the body until the server ends the connection.
+        refusal = { statusCode: head.statusCode, headers: head.headers, bodyStart: head.length }
+        return
+      }
+      let accepted
+      try {
+        accepted = validateServerResponse(head, key, protocols)
+      } catch (err) {
+        fail(err as Error)
+        return
+      }
+      detach()
+      const conn = new WebSocketConnection<undefined>(client, undefined, {
+        role: 'client',
+        maxMessageSize: options.maxMessageSize ?? 64 * 1024 * 1024,
+        closeTimeout: options.closeTimeout ?? 5000,
+        protocol: accepted.protocol
+      })
+      conn.receiveHead(received.subarray(head.length))
+      resolve(conn)
+    }
+    const onEnd = (): void => {
+      if (refusal === null) {
+        fail(new Error('the server closed the connection during the handshake'))
+        return
+      }
+      detach()
+      client.destroy()
+      reject(new WebSocketUpgradeError(refusal.statusCode, refusal.headers, decodeBody(received.subarray(refusal.bodyStart), refusal.headers)))
+    }
+    const fail = (err: Error): void => {
+      detach()
+      client.destroy()
+      reject(err)
+    }
+    const detach = (): void => {
+      client.off('data', onData)
+      client.off('end', onEnd)
+      client.off('close', onEnd)
+    }
+    client.on('data', onData)
+    client.on('end', onEnd)
+    client.on('close', onEnd)
+  })
+}
+
+function decodeBody (body: Buffer, headers: Record<string, string>): string {
+  if (!/chunked/i.test(headers['transfer-encoding'] ?? '')) return body.toString('utf8')
+  // Undo chunked transfer coding: size line, data, CRLF, ... until a zero-size chunk.
+  const parts: Buffer[] = []
+  let offset = 0
+  while (offset < body.length) {
+    const lineEnd = body.indexOf('\r\n', offset)
+    if (lineEnd === -1) break
+    const size = parseInt(body.subarray(offset, lineEnd).toString('latin1'), 16)
+    if (!(size > 0)) break
+    parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size))
+    offset = lineEnd + 2 + size + 2
+  }
+  return Buffer.concat(parts).toString('utf8')
+}
+
+export type { Duplex }

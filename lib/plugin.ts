@@ -1,0 +1,306 @@
+import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import { WebSocketConnection, encodeBroadcastFrame, type WebSocketData } from './connection.js'
+import { injectWebSocket, type InjectWSOptions } from './inject.js'
+import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type HandshakeAccepted, type SubprotocolSelector } from './protocol/handshake.js'
+import { CloseCode } from './protocol/close-codes.js'
+
+/** Settings that apply to every WebSocket route, and that a route may override. */
+export interface WebSocketRouteSettings {
+  /** Largest incoming message in bytes (sum of fragments). Default 1 MiB. */
+  maxMessageSize?: number
+  /** Milliseconds to wait for the peer to complete the closing handshake. Default 5000. */
+  closeTimeout?: number
+  /** Subprotocols the server speaks, in order of preference, or a function choosing one of the client's. */
+  protocols?: SubprotocolSelector
+  /** `send` returns false once this many bytes wait to be written. Default 1 MiB. */
+  highWaterMark?: number
+  /** Reply to pings automatically. Default true. */
+  autoPong?: boolean
+  /**
+   * Decides what a throwing or rejecting `wsHandler` does. Default: log the
+   * error through `request.log` and close the connection with 1011.
+   */
+  errorHandler?: (this: FastifyInstance, error: unknown, conn: WebSocketConnection<FastifyRequest>, request: FastifyRequest) => void
+}
+
+export interface WebSocketPluginOptions extends WebSocketRouteSettings {}
+
+interface ResolvedSettings {
+  maxMessageSize: number
+  closeTimeout: number
+  protocols: SubprotocolSelector | undefined
+  highWaterMark: number
+  autoPong: boolean
+  errorHandler: WebSocketRouteSettings['errorHandler']
+}
+
+export type WsHandler = (this: FastifyInstance, conn: WebSocketConnection<FastifyRequest>, request: FastifyRequest) => unknown
+
+interface WsRoute {
+  handler: WsHandler
+  settings: ResolvedSettings
+}
+
+export interface BroadcastOptions {
+  binary?: boolean
+  /** Receivers; default every open connection of the app. */
+  clients?: Iterable<WebSocketConnection<any>>
+  /** Skip connections for which this returns false. */
+  filter?: (conn: WebSocketConnection<any>) => boolean
+}
+
+/** What the plugin adds to the Fastify instance as `app.websocket`. */
+export interface WebSocketRegistry {
+  /** Open connections, across all routes. */
+  readonly clients: Set<WebSocketConnection<FastifyRequest>>
+  /**
+   * Sends one message to many connections, encoding its frame once.
+   * Returns how many connections it was queued on.
+   */
+  broadcast (data: WebSocketData, options?: BroadcastOptions): number
+  /** The effective plugin-level settings. */
+  readonly settings: Readonly<ResolvedSettings>
+}
+
+const kSocket = Symbol('fastify-rfc6455.socket')
+const kHead = Symbol('fastify-rfc6455.head')
+const kHandshake = Symbol('fastify-rfc6455.handshake')
+
+interface UpgradeRequest extends IncomingMessage {
+  [kSocket]?: Duplex
+  [kHead]?: Buffer
+  [kHandshake]?: HandshakeAccepted
+}
+
+const DEFAULTS: ResolvedSettings = {
+  maxMessageSize: 1024 * 1024,
+  closeTimeout: 5000,
+  protocols: undefined,
+  highWaterMark: 1024 * 1024,
+  autoPong: true,
+  errorHandler: undefined
+}
+
+// Headers of the 101 response that hooks may not override.
+const RESERVED_RESPONSE_HEADERS = new Set([
+  'upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions',
+  'content-length', 'content-type', 'transfer-encoding', 'keep-alive'
+])
+
+function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSettings | undefined): ResolvedSettings {
+  const out = { ...base }
+  if (overrides === undefined) return out
+  for (const key of Object.keys(DEFAULTS) as Array<keyof ResolvedSettings>) {
+    if (overrides[key] !== undefined) (out as any)[key] = overrides[key]
+  }
+  if (!Number.isSafeInteger(out.maxMessageSize) || out.maxMessageSize < 0) {
+    throw new TypeError(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
+  }
+  if (!(out.closeTimeout > 0)) throw new TypeError(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
+  return out
+}
+
+function errorBody (status: number, message: string): { statusCode: number, error: string, message: string } {
+  return { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message }
+}
+
+const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async function websocketPlugin (fastify, options) {
+  const settings = resolveSettings(DEFAULTS, options)
+  const clients = new Set<WebSocketConnection<FastifyRequest>>()
+  const routes = new WeakMap<Function, WsRoute>()
+  let closing = false
+
+  const registry: WebSocketRegistry = {
+    clients,
+    settings,
+    broadcast (data, opts) {
+      const frame = encodeBroadcastFrame(data, opts?.binary)
+      const filter = opts?.filter
+      let count = 0
+      for (const conn of opts?.clients ?? clients) {
+        if (filter !== undefined && !filter(conn)) continue
+        if (conn.sendFrame(frame)) count++
+        else if (conn.readyState === WebSocketConnection.OPEN) count++
+      }
+      return count
+    }
+  }
+  fastify.decorate('websocket', registry)
+  fastify.decorate('injectWS', function injectWS (this: FastifyInstance, path = '/', opts?: InjectWSOptions) {
+    return (async () => {
+      await this.ready()
+      return injectWebSocket(this.server, path, opts)
+    })()
+  })
+  fastify.decorateRequest('ws', false)
+
+  fastify.addHook('onRoute', (routeOptions: RouteOptions & { websocket?: boolean | WebSocketRouteSettings, wsHandler?: WsHandler }) => {
+    const declared = routeOptions.websocket
+    const wsHandler = routeOptions.wsHandler
+    if (!declared && wsHandler === undefined) return
+    if (routes.has(routeOptions.handler)) return // already wrapped (e.g. the HEAD twin of a GET route)
+    const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
+    const route: WsRoute = {
+      handler: (wsHandler ?? routeOptions.handler) as WsHandler,
+      settings: resolveSettings(settings, typeof declared === 'object' ? declared : undefined)
+    }
+    if (typeof route.handler !== 'function') throw new TypeError(`WebSocket route ${routeOptions.url}: the handler must be a function`)
+
+    const wrapped = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      const raw = request.raw as UpgradeRequest
+      if (raw[kSocket] === undefined) {
+        if (httpHandler !== undefined) return httpHandler.call(this, request, reply)
+        return reply.code(426)
+          .header('Upgrade', 'websocket')
+          .header('Connection', 'Upgrade')
+          .send(errorBody(426, 'this route only accepts WebSocket connections'))
+      }
+      return upgrade.call(this, route, request, reply)
+    }
+    routes.set(wrapped, route)
+    routeOptions.handler = wrapped
+  })
+
+  // Refuses a malformed handshake before the user's hooks run: they never see it.
+  fastify.addHook('onRequest', function checkHandshake (request, reply, done) {
+    const raw = request.raw as UpgradeRequest
+    if (raw[kSocket] === undefined || !routes.has(request.routeOptions.handler as Function)) {
+      done()
+      return
+    }
+    if (refuseInvalidHandshake(raw, reply)) return
+    request.ws = true
+    done()
+  })
+
+  function refuseInvalidHandshake (raw: UpgradeRequest, reply: FastifyReply): boolean {
+    if (raw[kHandshake] !== undefined) return false
+    const result = validateHandshake(raw)
+    if (result.ok) {
+      raw[kHandshake] = result
+      return false
+    }
+    reply.log.info({ reason: result.reason, status: result.status }, 'websocket handshake refused')
+    reply.code(result.status).headers(result.headers).send(errorBody(result.status, result.reason))
+    return true
+  }
+
+  function upgrade (this: FastifyInstance, route: WsRoute, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+    const raw = request.raw as UpgradeRequest
+    // Routes from instances that missed the onRequest hook are still checked.
+    if (refuseInvalidHandshake(raw, reply)) return reply
+    const handshake = raw[kHandshake]!
+    const socket = raw[kSocket]!
+    const head = raw[kHead]
+    const protocol = selectSubprotocol(handshake.protocols, route.settings.protocols)
+
+    const extraHeaders: Record<string, string | number | readonly string[]> = {}
+    const hookHeaders = reply.getHeaders()
+    for (const name of Object.keys(hookHeaders)) {
+      const value = hookHeaders[name]
+      if (value !== undefined && !RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) extraHeaders[name] = value as string | number | readonly string[]
+    }
+    const response = buildUpgradeResponse({ accept: handshake.accept, protocol, headers: extraHeaders })
+
+    reply.hijack()
+    reply.raw.detachSocket(socket as any)
+    raw[kSocket] = undefined
+    raw[kHead] = undefined
+    socket.removeListener('error', onPreUpgradeSocketError)
+    if (socket.destroyed || !socket.writable) return
+    ;(socket as any).setTimeout?.(0)
+    ;(socket as any).setNoDelay?.(true)
+    socket.write(response)
+
+    const s = route.settings
+    const conn = new WebSocketConnection<FastifyRequest>(socket, request, {
+      role: 'server',
+      maxMessageSize: s.maxMessageSize,
+      closeTimeout: s.closeTimeout,
+      highWaterMark: s.highWaterMark,
+      autoPong: s.autoPong,
+      protocol,
+      logger: request.log
+    })
+    clients.add(conn)
+    conn.once('close', () => clients.delete(conn))
+
+    const fail = (error: unknown): void => {
+      if (s.errorHandler !== undefined) {
+        try {
+          s.errorHandler.call(this, error, conn, request)
+          return
+        } catch (handlerError) {
+          error = handlerError
+        }
+      }
+      request.log.error({ err: error }, 'websocket handler failed')
+      if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
+    }
+    try {
+      const result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
+      if (result !== undefined && result !== null && typeof result.then === 'function') result.then(undefined, fail)
+    } catch (error) {
+      fail(error)
+    }
+    if (head !== undefined) conn.receiveHead(head)
+    return undefined
+  }
+
+  function onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', onPreUpgradeSocketError)
+    if (closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    const raw = rawRequest as UpgradeRequest
+    raw[kSocket] = socket
+    raw[kHead] = head
+    // Run the request through Fastify's router and hooks with a response
+    // bound to the socket, so every refusal is an ordinary HTTP response.
+    const response = new ServerResponse(rawRequest)
+    response.shouldKeepAlive = false
+    response.assignSocket(socket as any)
+    response.once('finish', () => {
+      response.detachSocket(socket as any)
+      socket.end()
+    })
+    fastify.routing(rawRequest, response)
+  }
+
+  fastify.server.on('upgrade', onUpgrade)
+
+  fastify.addHook('preClose', function goingAway (done) {
+    closing = true
+    if (clients.size === 0) {
+      done()
+      return
+    }
+    let left = clients.size
+    const onClose = (): void => {
+      if (--left === 0) done()
+    }
+    for (const conn of clients) {
+      conn.once('close', onClose)
+      conn.close(CloseCode.GoingAway, 'server shutting down')
+    }
+  })
+
+  fastify.addHook('onClose', function detach (_instance, done) {
+    fastify.server.removeListener('upgrade', onUpgrade)
+    done()
+  })
+}
+
+function onPreUpgradeSocketError (this: Duplex): void {
+  // A client that vanishes before the upgrade completes concerns nobody else.
+  this.destroy()
+}
+
+export default fp(websocketPlugin, {
+  fastify: '5.x',
+  name: 'fastify-rfc6455'
+})
