@@ -17,6 +17,8 @@ export interface ClientRequestOptions {
 
 /** The client's opening handshake request, as text for the transport. */
 export function buildClientRequest (options: ClientRequestOptions): string {
+  if (/[\r\n\s]/.test(options.path)) throw new SyntaxError('the request path must not contain whitespace or line breaks')
+  if (/[\r\n]/.test(options.host)) throw new SyntaxError('the host must not contain line breaks')
   let out = `GET ${options.path} HTTP/1.1\r\nHost: ${options.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${options.key}\r\nSec-WebSocket-Version: ${WEBSOCKET_VERSION}\r\n`
   if (options.protocols !== undefined && options.protocols.length > 0) {
@@ -50,17 +52,20 @@ const HEAD_END = Buffer.from('\r\n\r\n')
  */
 export function parseResponseHead (data: Buffer, maxSize = 16384): ResponseHead | null {
   const end = data.indexOf(HEAD_END)
-  if (end === -1) {
-    if (data.length > maxSize) throw new Error(`response head exceeds ${maxSize} bytes`)
-    return null
+  // Checked for a complete head too, so the verdict does not depend on how the bytes were chunked.
+  if (end === -1 ? data.length > maxSize : end + HEAD_END.length > maxSize) {
+    throw new Error(`response head exceeds ${maxSize} bytes`)
   }
+  if (end === -1) return null
   const lines = data.subarray(0, end).toString('latin1').split('\r\n')
   const status = lines[0]
   if (!status.startsWith('HTTP/1.')) throw new Error(`not an HTTP/1.x response: ${JSON.stringify(status.slice(0, 40))}`)
   const firstSpace = status.indexOf(' ')
   const secondSpace = status.indexOf(' ', firstSpace + 1)
-  const statusCode = Number(status.slice(firstSpace + 1, secondSpace === -1 ? undefined : secondSpace))
-  if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) throw new Error('malformed status line')
+  const codeText = status.slice(firstSpace + 1, secondSpace === -1 ? undefined : secondSpace)
+  // status-code is exactly three digits (RFC 9112 §4): Number() alone also takes "0x65" or "1e2".
+  if (!/^[1-9][0-9][0-9]$/.test(codeText)) throw new Error('malformed status line')
+  const statusCode = Number(codeText)
   const headers: Record<string, string> = {}
   for (let i = 1; i < lines.length; i++) {
     const colon = lines[i].indexOf(':')

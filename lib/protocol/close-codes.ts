@@ -29,7 +29,8 @@ export const MAX_CLOSE_REASON_BYTES = 123
  * 1004 is reserved, 1005/1006/1015 must never be sent, 1016–2999 are unassigned.
  */
 export function isValidWireCloseCode (code: number): boolean {
-  return (
+  // Non-integers would pass the ranges and then be truncated when written.
+  return Number.isInteger(code) && (
     (code >= 1000 && code <= 1003) ||
     (code >= 1007 && code <= 1014) ||
     (code >= 3000 && code <= 4999)

@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer'
+import { constants as bufferConstants, isUtf8 } from 'node:buffer'
 import { CloseCode, isValidWireCloseCode } from './close-codes.js'
 import { ProtocolError } from './errors.js'
 import { maskInto } from './mask.js'
@@ -33,6 +33,9 @@ export interface FrameParserOptions {
 }
 
 const MAX_HEADER = 14
+// Frames up to this size that span chunks get their whole buffer at once (one
+// copy, unmasked on the way); larger ones are collected piece by piece.
+const EAGER_PAYLOAD_LIMIT = 64 * 1024
 // 2^53 - 1 split as a 64-bit big-endian number: the high word may be at most 0x1fffff.
 const MAX_SAFE_HIGH_WORD = 0x1fffff
 
@@ -63,6 +66,7 @@ export class FrameParser {
   private payloadLength = 0
   private maskKey: Uint8Array | null = null
   private partial: Buffer | null = null
+  private pieces: Buffer[] | null = null
   private partialFilled = 0
 
   // The data message being assembled from fragments.
@@ -75,7 +79,9 @@ export class FrameParser {
   constructor (options: FrameParserOptions, sink: FrameParserSink) {
     this.sink = sink
     this.expectMasked = options.role === 'server'
-    this.maxMessageSize = options.maxMessageSize
+    // A message larger than the biggest possible Buffer could never be
+    // assembled: refuse it with 1009 rather than throw out of push().
+    this.maxMessageSize = Math.min(options.maxMessageSize, bufferConstants.MAX_LENGTH)
     this.allowRsv1 = options.allowRsv1 === true
   }
 
@@ -89,13 +95,14 @@ export class FrameParser {
     this.stopped = true
     this.fragments = null
     this.partial = null
+    this.pieces = null
   }
 
   push (chunk: Buffer): void {
     const length = chunk.length
     let offset = 0
     while (offset < length && !this.stopped) {
-      if (this.partial !== null) {
+      if (this.partial !== null || this.pieces !== null) {
         offset = this.fillPayload(chunk, offset)
         continue
       }
@@ -209,24 +216,44 @@ export class FrameParser {
       this.onFrame(payload)
       return offset + length
     }
-    this.partial = Buffer.allocUnsafe(length)
     this.partialFilled = 0
+    if (length <= EAGER_PAYLOAD_LIMIT) {
+      this.partial = Buffer.allocUnsafe(length)
+    } else {
+      // A large frame is kept as the pieces that arrive, so memory follows what
+      // the peer actually sent, not what its header claims.
+      this.pieces = []
+    }
     return this.fillPayload(chunk, offset)
   }
 
   private fillPayload (chunk: Buffer, offset: number): number {
-    const target = this.partial!
+    const length = this.payloadLength
     const filled = this.partialFilled
-    const count = Math.min(target.length - filled, chunk.length - offset)
-    if (this.expectMasked) {
-      maskInto(chunk, offset, target, filled, count, this.maskKey!, filled & 3)
+    const count = Math.min(length - filled, chunk.length - offset)
+    const target = this.partial
+    if (target !== null) {
+      if (this.expectMasked) {
+        maskInto(chunk, offset, target, filled, count, this.maskKey!, filled & 3)
+      } else {
+        chunk.copy(target, filled, offset, offset + count)
+      }
     } else {
-      chunk.copy(target, filled, offset, offset + count)
+      const piece = chunk.subarray(offset, offset + count)
+      if (this.expectMasked) maskInto(piece, 0, piece, 0, count, this.maskKey!, filled & 3)
+      this.pieces!.push(piece)
     }
     this.partialFilled = filled + count
-    if (this.partialFilled === target.length) {
-      this.partial = null
-      this.onFrame(target)
+    if (this.partialFilled === length) {
+      let payload: Buffer
+      if (target !== null) {
+        payload = target
+        this.partial = null
+      } else {
+        payload = Buffer.concat(this.pieces!, length)
+        this.pieces = null
+      }
+      this.onFrame(payload)
     }
     return offset + count
   }

@@ -58,6 +58,8 @@ export function parseSubprotocols (value: string | string[] | undefined): string
   if (value === undefined) return []
   const joined = Array.isArray(value) ? value.join(',') : value
   const out: string[] = []
+  // A set, not out.includes(): a long list of distinct names must stay linear.
+  const seen = new Set<string>()
   let start = 0
   for (let i = 0; i <= joined.length; i++) {
     if (i === joined.length || joined.charCodeAt(i) === 0x2c) {
@@ -66,7 +68,8 @@ export function parseSubprotocols (value: string | string[] | undefined): string
       while (a < b && isOws(joined.charCodeAt(a))) a++
       while (b > a && isOws(joined.charCodeAt(b - 1))) b--
       const name = joined.slice(a, b)
-      if (!isToken(name) || out.includes(name)) return null
+      if (!isToken(name) || seen.has(name)) return null
+      seen.add(name)
       out.push(name)
       start = i + 1
     }

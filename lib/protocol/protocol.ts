@@ -23,7 +23,7 @@ export interface ProtocolHandler {
   onPong (data: Buffer): void
   /** The peer sent a close frame (the reply, if one was owed, is already written). */
   onCloseFrame? (code: number, reason: string): void
-  /** The peer broke the protocol (or an extension failed); a close frame with `error.closeCode` was written. */
+  /** The peer broke the protocol (or an extension failed); a close frame with `error.closeCode` is written next. */
   onError (error: Error): void
   /**
    * The transport should be closed now: the closing handshake is complete
@@ -62,8 +62,12 @@ export class WebSocketProtocol implements FrameParserSink {
   private readonly extension: MessageExtension | null
 
   private state: ReadyState = ReadyState.OPEN
+  // sentClose: a close was committed (send() refused from then on);
+  // closeWritten: its frame is on the wire, and nothing may follow it.
   private sentClose = false
+  private closeWritten = false
   private receivedClose = false
+  private failed = false
   private code: number = CloseCode.Abnormal
   private reason = ''
 
@@ -72,6 +76,10 @@ export class WebSocketProtocol implements FrameParserSink {
   private decoding = false
   private outbound: Outgoing[] | null = null
   private encoding = false
+  // A close() that waits for messages sent before it to finish encoding.
+  private pendingCloseFrame: Buffer[] | null = null
+  // The peer's close, held until the messages received before it are decoded.
+  private pendingPeerClose: { code: number, reason: string } | null = null
 
   constructor (options: ProtocolOptions, handler: ProtocolHandler) {
     this.role = options.role
@@ -145,14 +153,20 @@ export class WebSocketProtocol implements FrameParserSink {
 
   /**
    * Starts the closing handshake (or completes it, if the peer's close came
-   * first). Does nothing if a close frame was already sent.
+   * first). Does nothing if a close frame was already sent. The close frame
+   * follows any message still being encoded by the extension.
    */
   close (code?: number, reason?: string): void {
     if (this.sentClose || this.state === ReadyState.CLOSED) return
     const frames = encodeCloseFrame(code, reason, this.mask) // validates before any state changes
     this.sentClose = true
     this.state = ReadyState.CLOSING
-    this.writeFrames(frames)
+    if (this.encoding || (this.outbound !== null && this.outbound.length > 0)) {
+      // Messages sent before close() must reach the wire before the close frame.
+      this.pendingCloseFrame = frames
+      return
+    }
+    this.writeClose(frames)
   }
 
   /**
@@ -161,9 +175,10 @@ export class WebSocketProtocol implements FrameParserSink {
    */
   fail (code: number, reason = ''): void {
     if (this.state === ReadyState.CLOSED) return
-    if (!this.sentClose) {
+    this.failed = true
+    if (!this.closeWritten) {
       this.sentClose = true
-      this.writeFrames(encodeCloseFrame(code, truncateReason(reason), this.mask))
+      this.writeClose(encodeCloseFrame(code, truncateReason(reason), this.mask))
     }
     this.state = ReadyState.CLOSING
     this.parser.stop()
@@ -176,12 +191,9 @@ export class WebSocketProtocol implements FrameParserSink {
     this.state = ReadyState.CLOSED
     this.parser.stop()
     this.inbound = null
+    this.pendingPeerClose = null
     this.extension?.close?.()
-    if (this.outbound !== null) {
-      const pending = this.outbound
-      this.outbound = null
-      for (const item of pending) item.done?.(new Error('the connection closed before the message was sent'))
-    }
+    this.rejectOutbound()
   }
 
   // FrameParserSink
@@ -208,14 +220,27 @@ export class WebSocketProtocol implements FrameParserSink {
   }
 
   onClose (code: number, reason: string): void {
+    if (this.decoding || (this.inbound !== null && this.inbound.length > 0)) {
+      // Reporting it now would put it before messages that preceded it on the
+      // wire, and a server would close the transport before delivering them.
+      this.pendingPeerClose = { code, reason }
+      return
+    }
+    this.handlePeerClose(code, reason)
+  }
+
+  private handlePeerClose (code: number, reason: string): void {
     this.receivedClose = true
     this.code = code
     this.reason = reason
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING
-    if (!this.sentClose) {
+    if (this.pendingCloseFrame !== null) {
+      // Our close() was waiting on encodes; the peer is done, so stop waiting.
+      this.writeClose(this.pendingCloseFrame)
+    } else if (!this.sentClose) {
       // Echo the status code (RFC 6455 §5.5.1); a close without one is answered without one.
       this.sentClose = true
-      this.writeFrames(encodeCloseFrame(code === CloseCode.NoStatusReceived ? undefined : code, '', this.mask))
+      this.writeClose(encodeCloseFrame(code === CloseCode.NoStatusReceived ? undefined : code, '', this.mask))
     }
     this.handler.onCloseFrame?.(code, reason)
     if (this.role === 'server') this.handler.closeTransport()
@@ -239,9 +264,25 @@ export class WebSocketProtocol implements FrameParserSink {
     if (frames.length > 1) this.handler.write(frames[1])
   }
 
+  private writeClose (frames: Buffer[]): void {
+    this.closeWritten = true
+    this.pendingCloseFrame = null
+    this.writeFrames(frames)
+    // No data frame may follow a close frame (RFC 6455 §5.5.1).
+    this.rejectOutbound()
+  }
+
+  private rejectOutbound (): void {
+    if (this.outbound === null || this.outbound.length === 0) return
+    const pending = this.outbound
+    this.outbound = []
+    for (const item of pending) item.done?.(new Error('the connection closed before the message was sent'))
+  }
+
   private drainInbound (): void {
     const queue = this.inbound
-    while (!this.decoding && queue !== null && queue.length > 0 && this.state !== ReadyState.CLOSED) {
+    // After a failure nothing more is processed (RFC 6455 §7.1.7), even what was already queued.
+    while (!this.decoding && queue !== null && queue.length > 0 && this.state !== ReadyState.CLOSED && !this.failed) {
       const item = queue.shift()!
       if (!item.compressed) {
         this.handler.onMessage(item.data, item.isBinary)
@@ -253,7 +294,7 @@ export class WebSocketProtocol implements FrameParserSink {
       this.extension!.decode(item.data, this.maxMessageSize, (err, result) => {
         this.decoding = false
         finished = true
-        if (this.state === ReadyState.CLOSED) return
+        if (this.state === ReadyState.CLOSED || this.failed) return
         if (err) {
           const code = err instanceof ProtocolError ? err.closeCode : CloseCode.InvalidPayload
           this.onProtocolError(err instanceof ProtocolError ? err : new ProtocolError(code, err.message))
@@ -270,6 +311,11 @@ export class WebSocketProtocol implements FrameParserSink {
       sync = false
       if (!finished) return
     }
+    const peerClose = this.pendingPeerClose
+    if (peerClose !== null && !this.decoding && (queue === null || queue.length === 0) && !this.failed && this.state !== ReadyState.CLOSED) {
+      this.pendingPeerClose = null
+      this.handlePeerClose(peerClose.code, peerClose.reason)
+    }
   }
 
   private enqueueOutgoing (item: Outgoing): void {
@@ -279,8 +325,8 @@ export class WebSocketProtocol implements FrameParserSink {
   }
 
   private drainOutbound (): void {
-    const queue = this.outbound
-    while (!this.encoding && queue !== null && queue.length > 0) {
+    while (!this.encoding && this.outbound !== null && this.outbound.length > 0 && !this.closeWritten) {
+      const queue = this.outbound
       const item = queue.shift()!
       const raw = typeof item.data === 'string' ? Buffer.from(item.data) : item.data
       this.encoding = true
@@ -289,7 +335,7 @@ export class WebSocketProtocol implements FrameParserSink {
       this.extension!.encode(raw, (err, result, transformed) => {
         this.encoding = false
         finished = true
-        if (this.state === ReadyState.CLOSED) {
+        if (this.state === ReadyState.CLOSED || this.closeWritten) {
           item.done?.(new Error('the connection closed before the message was sent'))
           return
         }
@@ -307,6 +353,7 @@ export class WebSocketProtocol implements FrameParserSink {
       sync = false
       if (!finished) return
     }
+    if (this.pendingCloseFrame !== null && !this.encoding && !this.closeWritten) this.writeClose(this.pendingCloseFrame)
   }
 }
 
