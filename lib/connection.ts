@@ -80,6 +80,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   private flushScheduled = false
   private closeTimer: NodeJS.Timeout | null = null
   private closedEmitted = false
+  // `send` returned false: a `drain` is owed once the backlog clears.
+  private needDrain = false
 
   // Messages that arrived while nobody listened (e.g. an async handler still awaiting).
   private pending: PendingMessage[] | null = null
@@ -146,7 +148,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     }
     if (callback !== undefined) this.addCallback(callback)
     this.core.send(data, options?.binary ?? typeof data !== 'string')
-    return this.bufferedAmount < this.highWaterMark
+    return this.belowHighWaterMark()
   }
 
   /** Like `send`, but resolves once the data is written out. */
@@ -163,7 +165,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   sendFrame (frame: Buffer): boolean {
     if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) return false
     this.queue(frame)
-    return this.bufferedAmount < this.highWaterMark
+    return this.belowHighWaterMark()
   }
 
   ping (data?: string | Uint8Array): void {
@@ -212,6 +214,14 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.iterators?.delete(iterator)
   }
 
+  /** @internal Puts back messages an iterator took but its consumer never read. */
+  requeue (messages: PendingMessage[]): void {
+    if (messages.length === 0 || this.closedEmitted) return
+    for (const m of messages) this.pendingBytes += m.data.length
+    this.pending = this.pending === null ? messages : messages.concat(this.pending)
+    this.schedulePendingDelivery()
+  }
+
   /** @internal */
   pauseReading (): void {
     this.socket.pause()
@@ -246,7 +256,9 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   /** @internal */
   dispatch (data: Buffer, isBinary: boolean): void {
     if (this.iterators !== null && this.iterators.size > 0) {
-      for (const it of this.iterators) it.push(data, isBinary)
+      // A message nobody else saw goes back to the connection if its iterator stops early.
+      const sole = this.iterators.size === 1 && this.listenerCount('message') === 0
+      for (const it of this.iterators) it.push(data, isBinary, sole)
     }
     this.emit('message', data, isBinary)
   }
@@ -304,7 +316,9 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.outCallbacks = null
     const bytes = this.outBytes
     this.outBytes = 0
-    const done = callbacks === null ? undefined : callbacksDone(callbacks)
+    // The socket's own `drain` only comes if the socket passed its (different)
+    // mark, so an owed `drain` is also checked when this batch is written.
+    const done = callbacks === null && !this.needDrain ? undefined : flushDone(this, callbacks)
     const socket = this.socket
     if (socket.destroyed || !socket.writable) {
       done?.(new Error('the connection closed before the message was sent'))
@@ -320,6 +334,20 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       for (let i = 0; i < last; i++) socket.write(out[i])
       socket.write(out[last], done)
       socket.uncork()
+    }
+  }
+
+  private belowHighWaterMark (): boolean {
+    if (this.bufferedAmount < this.highWaterMark) return true
+    this.needDrain = true
+    return false
+  }
+
+  /** @internal */
+  checkDrain (): void {
+    if (this.needDrain && this.bufferedAmount < this.highWaterMark) {
+      this.needDrain = false
+      this.emit('drain')
     }
   }
 
@@ -384,9 +412,12 @@ function flushTick (conn: WebSocketConnection): void {
   if (conn['flushScheduled']) conn.flush()
 }
 
-function callbacksDone (callbacks: SendCallback[]): SendCallback {
+function flushDone (conn: WebSocketConnection, callbacks: SendCallback[] | null): SendCallback {
   return (err) => {
-    for (const cb of callbacks) cb(err ?? null)
+    if (callbacks !== null) {
+      for (const cb of callbacks) cb(err ?? null)
+    }
+    if (!err) conn.checkDrain()
   }
 }
 
@@ -418,7 +449,7 @@ function onSocketError (this: WebSocketConnection, err: Error): void {
 }
 
 function onSocketDrain (this: WebSocketConnection): void {
-  if (this.bufferedAmount < this['highWaterMark']) this.emit('drain')
+  this.checkDrain()
 }
 
 /** Adapts the protocol's handler calls to the connection. */
@@ -457,7 +488,7 @@ class SocketBinding implements ProtocolHandler {
 /** Pull-based reading: pauses the socket while unread messages pile up. */
 class MessageIterator implements AsyncIterableIterator<{ data: Buffer, isBinary: boolean }> {
   private readonly conn: WebSocketConnection
-  private readonly buffer: Array<{ data: Buffer, isBinary: boolean }> = []
+  private readonly buffer: Array<{ data: Buffer, isBinary: boolean, sole: boolean }> = []
   private waiting: ((result: IteratorResult<{ data: Buffer, isBinary: boolean }>) => void) | null = null
   private ended = false
 
@@ -466,14 +497,14 @@ class MessageIterator implements AsyncIterableIterator<{ data: Buffer, isBinary:
     if (conn.readyState === ReadyState.CLOSED) this.ended = true
   }
 
-  push (data: Buffer, isBinary: boolean): void {
+  push (data: Buffer, isBinary: boolean, sole: boolean): void {
     if (this.waiting !== null) {
       const resolve = this.waiting
       this.waiting = null
       resolve({ value: { data, isBinary }, done: false })
       return
     }
-    this.buffer.push({ data, isBinary })
+    this.buffer.push({ data, isBinary, sole })
     // The consumer lags: stop reading until it catches up.
     this.conn.pauseReading()
   }
@@ -491,7 +522,7 @@ class MessageIterator implements AsyncIterableIterator<{ data: Buffer, isBinary:
     const item = this.buffer.shift()
     if (item !== undefined) {
       if (this.buffer.length === 0) this.conn.resumeReading()
-      return Promise.resolve({ value: item, done: false })
+      return Promise.resolve({ value: { data: item.data, isBinary: item.isBinary }, done: false })
     }
     if (this.ended) return Promise.resolve({ value: undefined, done: true })
     this.conn.resumeReading()
@@ -500,8 +531,10 @@ class MessageIterator implements AsyncIterableIterator<{ data: Buffer, isBinary:
 
   return (): Promise<IteratorResult<{ data: Buffer, isBinary: boolean }>> {
     this.ended = true
+    const unread = this.buffer.filter((m) => m.sole).map((m) => ({ data: m.data, isBinary: m.isBinary }))
     this.buffer.length = 0
     this.conn.removeIterator(this)
+    this.conn.requeue(unread)
     this.conn.resumeReading()
     return Promise.resolve({ value: undefined, done: true })
   }

@@ -6,12 +6,18 @@ import type {
 import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './plugin.js'
 import type { WebSocketConnection } from './connection.js'
 import type { InjectWSOptions } from './inject.js'
+import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } from './messages/index.js'
 
 export { WebSocketConnection, encodeBroadcastFrame, type SendOptions, type SendCallback, type WebSocketData } from './connection.js'
 export { WebSocketUpgradeError, type InjectWSOptions } from './inject.js'
 export { CloseCode } from './protocol/close-codes.js'
 export { ProtocolError } from './protocol/errors.js'
 export type { BroadcastOptions, WebSocketPluginOptions, WebSocketRegistry, WebSocketRouteSettings }
+export { JsonWebSocketConnection, InvalidMessageError, InvalidMessageCode } from './messages/index.js'
+export type {
+  BinaryMessagePolicy, DiscriminatorOf, IncomingMessageOf, InvalidMessageBody, InvalidMessagePolicy, JsonMessageHandler,
+  JsonMessageSettings, MessageValidationIssue, OutgoingMessageOf, VariantHandlers
+} from './messages/index.js'
 
 /** The handler of a WebSocket route: runs once per connection, after every hook. */
 export type WebSocketHandler<
@@ -25,7 +31,7 @@ export type WebSocketHandler<
   Request = FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>
 > = (
   this: FastifyInstance,
-  conn: WebSocketConnection<Request>,
+  conn: JsonWebSocketConnection<Request, IncomingMessageOf<RouteGeneric, TypeProvider, SchemaCompiler>, OutgoingMessageOf<RouteGeneric, TypeProvider, SchemaCompiler>>,
   request: Request
 ) => void | Promise<unknown>
 
@@ -44,6 +50,20 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** True for a valid WebSocket upgrade request on a WebSocket route. */
     ws: boolean
+  }
+
+  interface FastifySchema {
+    /** WebSocket routes: schema of incoming JSON messages (`conn.onJson`, `conn.messages()`). */
+    message?: unknown
+    /** WebSocket routes: schema of outgoing JSON messages (`conn.sendJson`); only declared fields are sent. */
+    outgoing?: unknown
+  }
+
+  interface RouteGenericInterface {
+    /** WebSocket routes: the type of incoming JSON messages, when not inferred from `schema.message`. */
+    Message?: unknown
+    /** WebSocket routes: the type `conn.sendJson` accepts, when not inferred from `schema.outgoing`. */
+    Outgoing?: unknown
   }
 
   interface RouteShorthandOptions<RawServer extends RawServerBase = RawServerDefault> {

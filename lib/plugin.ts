@@ -6,9 +6,11 @@ import { WebSocketConnection, encodeBroadcastFrame, type WebSocketData } from '.
 import { injectWebSocket, type InjectWSOptions } from './inject.js'
 import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type HandshakeAccepted, type SubprotocolSelector } from './protocol/handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
+import { CompilerCache, JsonWebSocketConnection, RouteMessages, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
+import { headerHasToken } from './protocol/header-lists.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
-export interface WebSocketRouteSettings {
+export interface WebSocketRouteSettings extends JsonMessageSettings {
   /** Largest incoming message in bytes (sum of fragments). Default 1 MiB. */
   maxMessageSize?: number
   /** Milliseconds to wait for the peer to complete the closing handshake. Default 5000. */
@@ -35,13 +37,19 @@ interface ResolvedSettings {
   highWaterMark: number
   autoPong: boolean
   errorHandler: WebSocketRouteSettings['errorHandler']
+  onInvalidMessage: InvalidMessagePolicy
+  onBinaryMessage: BinaryMessagePolicy
 }
 
-export type WsHandler = (this: FastifyInstance, conn: WebSocketConnection<FastifyRequest>, request: FastifyRequest) => unknown
+export type WsHandler = (this: FastifyInstance, conn: JsonWebSocketConnection<FastifyRequest>, request: FastifyRequest) => unknown
 
 interface WsRoute {
   handler: WsHandler
   settings: ResolvedSettings
+  /** Compiled `schema.message` / `schema.outgoing` and the JSON policies. */
+  messages: RouteMessages
+  /** No `handler` for plain HTTP: the route only serves WebSocket connections. */
+  wsOnly: boolean
 }
 
 export interface BroadcastOptions {
@@ -68,6 +76,9 @@ export interface WebSocketRegistry {
 const kSocket = Symbol('fastify-rfc6455.socket')
 const kHead = Symbol('fastify-rfc6455.head')
 const kHandshake = Symbol('fastify-rfc6455.handshake')
+// Fastify binds route handlers, so a request cannot be matched to its WebSocket
+// route by handler identity; the route's config (copied per route) carries it instead.
+const kRoute = Symbol('fastify-rfc6455.route')
 
 interface UpgradeRequest extends IncomingMessage {
   [kSocket]?: Duplex
@@ -81,7 +92,9 @@ const DEFAULTS: ResolvedSettings = {
   protocols: undefined,
   highWaterMark: 1024 * 1024,
   autoPong: true,
-  errorHandler: undefined
+  errorHandler: undefined,
+  onInvalidMessage: 'reply',
+  onBinaryMessage: 'close'
 }
 
 // Headers of the 101 response that hooks may not override.
@@ -137,17 +150,34 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   })
   fastify.decorateRequest('ws', false)
 
-  fastify.addHook('onRoute', (routeOptions: RouteOptions & { websocket?: boolean | WebSocketRouteSettings, wsHandler?: WsHandler }) => {
+  // Message schemas compile once per route, when the app is ready (after Fastify compiled its own).
+  const compilers = new CompilerCache()
+  const uncompiled: RouteMessages[] = []
+  fastify.addHook('onReady', function compileMessageSchemas (done) {
+    try {
+      for (const messages of uncompiled.splice(0)) messages.compile(compilers)
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    done()
+  })
+
+  fastify.addHook('onRoute', function (this: FastifyInstance, routeOptions: RouteOptions & { websocket?: boolean | WebSocketRouteSettings, wsHandler?: WsHandler }) {
     const declared = routeOptions.websocket
     const wsHandler = routeOptions.wsHandler
     if (!declared && wsHandler === undefined) return
     if (routes.has(routeOptions.handler)) return // already wrapped (e.g. the HEAD twin of a GET route)
     const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
+    const routeSettings = resolveSettings(settings, typeof declared === 'object' ? declared : undefined)
     const route: WsRoute = {
       handler: (wsHandler ?? routeOptions.handler) as WsHandler,
-      settings: resolveSettings(settings, typeof declared === 'object' ? declared : undefined)
+      settings: routeSettings,
+      messages: new RouteMessages(this, routeOptions, routeSettings),
+      wsOnly: httpHandler === undefined
     }
     if (typeof route.handler !== 'function') throw new TypeError(`WebSocket route ${routeOptions.url}: the handler must be a function`)
+    uncompiled.push(route.messages)
 
     const wrapped = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
       const raw = request.raw as UpgradeRequest
@@ -162,13 +192,25 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     }
     routes.set(wrapped, route)
     routeOptions.handler = wrapped
+    routeOptions.config = { ...routeOptions.config, [kRoute]: route } as typeof routeOptions.config
   })
 
   // Refuses a malformed handshake before the user's hooks run: they never see it.
   fastify.addHook('onRequest', function checkHandshake (request, reply, done) {
     const raw = request.raw as UpgradeRequest
-    if (raw[kSocket] === undefined || !routes.has(request.routeOptions.handler as Function)) {
+    if (raw[kSocket] === undefined && raw.headers.upgrade === undefined) {
       done()
+      return
+    }
+    const route = (request.routeOptions.config as { [kRoute]?: WsRoute } | undefined)?.[kRoute]
+    if (route === undefined) {
+      done()
+      return
+    }
+    if (raw[kSocket] === undefined) {
+      // Node hands over the socket only if Connection also says Upgrade; a route that
+      // serves nothing but WebSocket tells such a half-handshake which rule it broke.
+      if (!route.wsOnly || !headerHasToken(raw.headers.upgrade, 'websocket') || !refuseInvalidHandshake(raw, reply)) done()
       return
     }
     if (refuseInvalidHandshake(raw, reply)) return
@@ -192,6 +234,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     const raw = request.raw as UpgradeRequest
     // Routes from instances that missed the onRequest hook are still checked.
     if (refuseInvalidHandshake(raw, reply)) return reply
+    route.messages.prepare(compilers, request, reply) // no-op once compiled
+    request.ws = true
     const handshake = raw[kHandshake]!
     const socket = raw[kSocket]!
     const head = raw[kHead]
@@ -216,7 +260,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     socket.write(response)
 
     const s = route.settings
-    const conn = new WebSocketConnection<FastifyRequest>(socket, request, {
+    const conn = new JsonWebSocketConnection<FastifyRequest>(socket, request, {
       role: 'server',
       maxMessageSize: s.maxMessageSize,
       closeTimeout: s.closeTimeout,
@@ -224,7 +268,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       autoPong: s.autoPong,
       protocol,
       logger: request.log
-    })
+    }, route.messages)
     clients.add(conn)
     conn.once('close', () => clients.delete(conn))
 
@@ -240,6 +284,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       request.log.error({ err: error }, 'websocket handler failed')
       if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
     }
+    conn[kSetFailureHandler](fail)
     try {
       const result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
       if (result !== undefined && result !== null && typeof result.then === 'function') result.then(undefined, fail)
@@ -266,6 +311,9 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     response.assignSocket(socket as any)
     response.once('finish', () => {
       response.detachSocket(socket as any)
+      // Nothing more is read from a refused upgrade, and a client that never ends its
+      // side would keep the socket (and app.close()) waiting: close once the reply is out.
+      socket.once('finish', () => socket.destroy())
       socket.end()
     })
     fastify.routing(rawRequest, response)

@@ -1,0 +1,183 @@
+import type { Duplex } from 'node:stream'
+import { WebSocketConnection, type ConnectionOptions, type SendCallback } from '../connection.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import { SKIP, type RouteMessages } from './codec.js'
+import { InvalidMessageError } from './errors.js'
+import type { DiscriminatorOf, JsonMessageHandler, VariantHandlers } from './types.js'
+
+interface Log {
+  debug (obj: unknown, msg?: string): void
+  info (obj: unknown, msg?: string): void
+  error (obj: unknown, msg?: string): void
+}
+
+type AnyHandler = (message: unknown, conn: unknown) => unknown
+
+const OPEN = WebSocketConnection.OPEN
+
+/** @internal Installs the route's failure handling (errorHandler / log + 1011) on a connection. */
+export const kSetFailureHandler = Symbol('fastify-rfc6455.setFailureHandler')
+
+/**
+ * The connection a WebSocket route handler receives: a `WebSocketConnection`
+ * that also speaks JSON. `In` is the type of incoming messages (from
+ * `schema.message`), `Out` the type `sendJson` accepts (from
+ * `schema.outgoing`); both are inferred by the app's type provider.
+ *
+ * Raw `message` events keep working side by side; the JSON consumer
+ * (`onJson` or `messages()`, one of the two, once) sees every message too.
+ */
+export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unknown> extends WebSocketConnection<Request> {
+  readonly #codec: RouteMessages
+  readonly #log: Log | undefined
+  #handler: AnyHandler | null = null
+  #handlers: Record<string, AnyHandler> | null = null
+  #discriminator: string | null = null
+  #consumer: string | null = null
+  #stopped = false
+  #failure: (error: unknown) => void
+
+  constructor (socket: Duplex, request: Request, options: ConnectionOptions, messages: RouteMessages) {
+    super(socket, request, options)
+    this.#codec = messages
+    const log = (request as { log?: Log } | undefined)?.log
+    this.#log = log
+    this.#failure = (error) => {
+      log?.error({ err: error }, 'websocket message handler failed')
+      if (this.readyState === OPEN) this.close(CloseCode.InternalError, 'internal error')
+    }
+  }
+
+  /**
+   * Handles every incoming JSON message: parsed safely, validated against
+   * `schema.message`. Invalid ones never reach the handler; the route's
+   * `onInvalidMessage` policy deals with them. A handler that throws or
+   * rejects is handled like a failing route handler (`errorHandler`, or a
+   * log entry and close 1011). Messages that arrived before the call are
+   * held and delivered to it.
+   */
+  onJson (handler: JsonMessageHandler<In, this>): this
+  /**
+   * Handles each variant of a discriminated union with its own handler,
+   * picked by the value of the `discriminator` property: no switch. A
+   * message whose discriminator names no handler is an invalid message
+   * (`FST_ERR_WS_UNKNOWN_MESSAGE_TYPE`).
+   */
+  onJson<K extends DiscriminatorOf<In>> (discriminator: K, handlers: VariantHandlers<In, K, this>): this
+  onJson (handlerOrKey: JsonMessageHandler<In, this> | string, handlers?: object): this {
+    if (typeof handlerOrKey === 'function') {
+      this.#claim('onJson')
+      this.#handler = handlerOrKey as AnyHandler
+    } else {
+      if (typeof handlerOrKey !== 'string' || handlers === null || typeof handlers !== 'object') {
+        throw new TypeError('onJson expects a handler function, or a discriminator name and an object of handlers')
+      }
+      for (const name of Object.keys(handlers)) {
+        if (typeof (handlers as Record<string, unknown>)[name] !== 'function') throw new TypeError(`onJson: the handler for "${name}" is not a function`)
+      }
+      this.#claim('onJson')
+      this.#discriminator = handlerOrKey
+      this.#handlers = handlers as Record<string, AnyHandler>
+    }
+    this.on('message', JsonWebSocketConnection.#listener)
+    return this
+  }
+
+  /**
+   * Iterates over valid incoming JSON messages, one at a time: reading
+   * pauses while the loop body is busy. Invalid messages are handled by the
+   * `onInvalidMessage` policy and skipped. Ends when the connection closes.
+   */
+  messages (): AsyncIterableIterator<In> {
+    this.#claim('messages()')
+    return this.#iterate(this[Symbol.asyncIterator]())
+  }
+
+  /** Serializes `message` with the route's `schema.outgoing` (only declared fields are sent) and sends it as text. */
+  sendJson (message: Out, callback?: SendCallback): boolean {
+    const text = this.#codec.serialize(message)
+    return callback === undefined ? this.send(text) : this.send(text, callback)
+  }
+
+  /** The text `sendJson` would send, e.g. to broadcast it with `app.websocket.broadcast`. */
+  serializeJson (message: Out): string {
+    return this.#codec.serialize(message)
+  }
+
+  /** @internal */
+  [kSetFailureHandler] (failure: (error: unknown) => void): void {
+    this.#failure = failure
+  }
+
+  #claim (what: string): void {
+    if (this.#consumer !== null) {
+      throw new Error(`${what}: this connection already has a JSON consumer (${this.#consumer}); use one onJson or one messages() per connection`)
+    }
+    this.#consumer = what
+  }
+
+  // Shared by every connection: `this` is the emitting connection, so no closure per connection or message.
+  static readonly #listener = function (this: JsonWebSocketConnection<unknown, unknown, unknown>, data: Buffer, isBinary: boolean): void {
+    this.#receive(data, isBinary)
+  }
+
+  #receive (data: Buffer, isBinary: boolean): void {
+    if (this.#stopped) return
+    const codec = this.#codec
+    let message: unknown
+    let handler = this.#handler
+    try {
+      message = codec.decode(data, isBinary, this.#discriminator)
+      if (message === SKIP) {
+        this.#settle(codec.rejectBinary(this, this.#log))
+        return
+      }
+      if (this.#handlers !== null) handler = this.#handlers[codec.tagOf(message, this.#discriminator!, this.#handlers)]
+    } catch (error) {
+      if (error instanceof InvalidMessageError) this.#settle(codec.reject(this, error, this.#log))
+      else this.#failure(error)
+      return
+    }
+    let result: unknown
+    try {
+      result = handler!(message, this)
+    } catch (error) {
+      this.#failure(error)
+      return
+    }
+    if (result !== undefined && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
+      (result as PromiseLike<unknown>).then(undefined, this.#failure)
+    }
+  }
+
+  // After a policy ran: a policy function that threw fails the connection; a closed one reads no more.
+  #settle (policyError: unknown): void {
+    if (policyError !== undefined) this.#failure(policyError)
+    if (this.readyState !== OPEN) this.#stopped = true
+  }
+
+  async * #iterate (raw: AsyncIterableIterator<{ data: Buffer, isBinary: boolean }>): AsyncGenerator<In, undefined, undefined> {
+    const codec = this.#codec
+    for await (const { data, isBinary } of raw) {
+      if (this.#stopped) continue
+      let message: unknown
+      try {
+        message = codec.decode(data, isBinary, null)
+      } catch (error) {
+        if (!(error instanceof InvalidMessageError)) throw error
+        const policyError = codec.reject(this, error, this.#log)
+        if (policyError !== undefined) throw policyError
+        if (this.readyState !== OPEN) this.#stopped = true
+        continue
+      }
+      if (message === SKIP) {
+        const policyError = codec.rejectBinary(this, this.#log)
+        if (policyError !== undefined) throw policyError
+        if (this.readyState !== OPEN) this.#stopped = true
+        continue
+      }
+      yield message as In
+    }
+    return undefined
+  }
+}
