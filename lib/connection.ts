@@ -42,6 +42,10 @@ export interface ConnectionOptions {
 // past this, the frames go to the socket as a corked batch (writev).
 const CONCAT_LIMIT = 16 * 1024
 
+const PAUSE_PENDING = 1 // held messages for a handler that is not listening yet passed maxPendingBytes
+const PAUSE_ITERATOR = 2 // an async iterator's consumer lags
+const PAUSE_STARTING = 4 // a client connection waits for its creator to attach listeners
+
 interface PendingMessage {
   data: Buffer
   isBinary: boolean
@@ -86,7 +90,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   // Messages that arrived while nobody listened (e.g. an async handler still awaiting).
   private pending: PendingMessage[] | null = null
   private pendingBytes = 0
-  private pausedForPending = false
+  // Why reading from the socket is paused (PAUSE_* bits); it resumes when none is left.
+  private pauseReasons = 0
   private iterators: Set<MessageIterator> | null = null
 
   constructor (socket: Duplex, request: Request, options: ConnectionOptions) {
@@ -209,6 +214,19 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     if (head.length > 0) this.onData(head)
   }
 
+  /**
+   * @internal Feeds `head` and starts reading only after the current task,
+   * so code that awaited this connection attaches its listeners before any
+   * event (even `close`) can fire.
+   */
+  startAfterCurrentTask (head: Buffer): void {
+    this.pauseFor(PAUSE_STARTING)
+    setImmediate(() => {
+      this.receiveHead(head)
+      this.resumeFrom(PAUSE_STARTING)
+    })
+  }
+
   /** @internal */
   removeIterator (iterator: MessageIterator): void {
     this.iterators?.delete(iterator)
@@ -224,12 +242,23 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal */
   pauseReading (): void {
-    this.socket.pause()
+    this.pauseFor(PAUSE_ITERATOR)
   }
 
   /** @internal */
   resumeReading (): void {
-    if (!this.pausedForPending) this.socket.resume()
+    this.resumeFrom(PAUSE_ITERATOR)
+  }
+
+  private pauseFor (reason: number): void {
+    this.pauseReasons |= reason
+    this.socket.pause()
+  }
+
+  private resumeFrom (reason: number): void {
+    if ((this.pauseReasons & reason) === 0) return
+    this.pauseReasons &= ~reason
+    if (this.pauseReasons === 0) this.socket.resume()
   }
 
   // --- protocol → connection
@@ -369,10 +398,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     if (this.pending === null) this.pending = []
     this.pending.push({ data, isBinary })
     this.pendingBytes += data.length
-    if (this.pendingBytes > this.maxPendingBytes && !this.pausedForPending) {
-      this.pausedForPending = true
-      this.socket.pause()
-    }
+    if (this.pendingBytes > this.maxPendingBytes) this.pauseFor(PAUSE_PENDING)
   }
 
   /** @internal */
@@ -391,10 +417,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       this.pendingBytes -= item.data.length
       this.dispatch(item.data, item.isBinary)
     }
-    if (this.pending === null && this.pausedForPending) {
-      this.pausedForPending = false
-      this.socket.resume()
-    }
+    if (this.pending === null) this.resumeFrom(PAUSE_PENDING)
   }
 
   /** @internal */

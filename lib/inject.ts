@@ -93,8 +93,8 @@ export function injectWebSocket (server: Server, path: string, options: InjectWS
         closeTimeout: options.closeTimeout ?? 5000,
         protocol: accepted.protocol
       })
-      conn.receiveHead(received.subarray(head.length))
       resolve(conn)
+      conn.startAfterCurrentTask(received.subarray(head.length))
     }
     const onEnd = (): void => {
       if (refusal === null) {
