@@ -385,7 +385,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.outCallbacks.push(callback)
   }
 
-  private armCloseTimer (): void {
+  /** @internal Bounds the wait for the peer's part of the closing handshake. */
+  armCloseTimer (): void {
     if (this.closeTimer !== null || this.socket.destroyed) return
     this.closeTimer = setTimeout(onCloseTimeout, this.closeTimeout, this)
   }
@@ -501,6 +502,11 @@ class SocketBinding implements ProtocolHandler {
   onError (error: Error): void {
     this.conn.logDebug({ err: error }, 'websocket protocol error')
     if (this.conn.listenerCount('error') > 0) this.conn.emit('error', error)
+  }
+
+  onCloseFrame (): void {
+    // A client waits for the server to close TCP (RFC 6455 §7.1.1), but not forever.
+    this.conn.armCloseTimer()
   }
 
   closeTransport (): void {

@@ -33,7 +33,7 @@ export type WebSocketHandler<
   this: FastifyInstance,
   conn: JsonWebSocketConnection<Request, IncomingMessageOf<RouteGeneric, TypeProvider, SchemaCompiler>, OutgoingMessageOf<RouteGeneric, TypeProvider, SchemaCompiler>>,
   request: Request
-) => void | Promise<unknown>
+) => unknown
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -19,3 +19,21 @@ t.test('injectWS: a handler that sends and closes at once loses neither event fo
   t.equal(code, 4000)
   t.equal(reason, 'bye now')
 })
+
+t.test('a client that answered the server\'s close does not wait forever for the server to close TCP', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // The server's own timer would end it all after a minute; the client's must act first.
+  await app.register(websocket, { closeTimeout: 60_000 })
+  let serverSocket: import('node:net').Socket | undefined
+  app.get('/stuck', { websocket: true }, (conn, req) => {
+    serverSocket = req.raw.socket as import('node:net').Socket
+    // A server that sends its close but never closes the transport afterwards.
+    serverSocket.end = function (this: import('node:net').Socket) { return this } as typeof serverSocket.end
+    conn.close(1000)
+  })
+  const client = await app.injectWS('/stuck', { closeTimeout: 100 })
+  const [code] = await once(client, 'close')
+  t.equal(code, 1000, 'the close code the server sent')
+  t.equal(client.readyState, 3)
+})
