@@ -1,0 +1,150 @@
+// Turns per-round results into the markdown report.
+
+import { summarize } from './stats.mjs'
+
+const REFERENCE = 'ws'
+const GENERATOR_SATURATED = 90
+
+function significant (value) {
+  const magnitude = Math.abs(value)
+  return magnitude >= 100 ? value.toFixed(0) : magnitude >= 10 ? value.toFixed(1) : value.toFixed(2)
+}
+
+const FORMATS = {
+  rate: (value) => value >= 1e6 ? `${significant(value / 1e6)}M` : value >= 1e3 ? `${significant(value / 1e3)}k` : significant(value),
+  micros: (value) => significant(value),
+  bytes: (value) => Math.abs(value) >= 1024 ? `${significant(value / 1024)} KiB` : `${value.toFixed(0)} B`
+}
+
+/** Values of one metric per round, with null where that round gave none. */
+function perRound (rounds, key) {
+  return rounds.map((round) => round?.metrics?.[key] ?? null)
+}
+
+function formatSummary (values, unit) {
+  const summary = summarize(values)
+  const format = FORMATS[unit]
+  if (summary.n === 1 || summary.min === summary.max) return format(summary.median)
+  return `${format(summary.median)} [${format(summary.min)}–${format(summary.max)}]`
+}
+
+/** Median over rounds of this server's value divided by ws's in the same round. */
+function ratioToReference (mine, reference) {
+  const ratios = []
+  for (let i = 0; i < mine.length; i++) {
+    if (mine[i] !== null && reference?.[i] != null && reference[i] !== 0) ratios.push(mine[i] / reference[i])
+  }
+  return ratios.length === 0 ? null : summarize(ratios).median
+}
+
+/** Median generator CPU, or null for cells without a timed window. */
+function generatorMedian (rounds) {
+  const values = rounds.map((round) => round?.generatorCpu).filter((value) => value !== undefined)
+  return values.length === 0 ? null : summarize(values).median
+}
+
+function generatorSaturated (rounds) {
+  const median = generatorMedian(rounds)
+  return median !== null && median >= GENERATOR_SATURATED
+}
+
+function metricCell (rounds, metric, referenceRounds, isReference) {
+  if (rounds === undefined) return '—'
+  const values = perRound(rounds, metric.key)
+  const measured = values.filter((value) => value !== null)
+  if (measured.length === 0) return rounds.some((round) => round?.unsupported) ? 'n/a' : 'failed'
+  let cell = formatSummary(measured, metric.unit)
+  if (!isReference && referenceRounds !== undefined) {
+    const ratio = ratioToReference(values, perRound(referenceRounds, metric.key))
+    if (ratio !== null) cell += ` ×${ratio.toFixed(2)}`
+  }
+  if (generatorSaturated(rounds)) cell += ' ⚠'
+  const failed = rounds.filter((round) => round?.failure).length
+  if (failed > 0) cell += ` (${failed}/${rounds.length} failed)`
+  return cell
+}
+
+function medianPercent (rounds, key) {
+  const values = rounds.map((round) => round[key]).filter((value) => value !== null && value !== undefined)
+  return values.length === 0 ? '?' : `${summarize(values).median.toFixed(0)}%`
+}
+
+function cpuCell (rounds) {
+  if (rounds === undefined) return '—'
+  const generator = generatorMedian(rounds)
+  if (generator === null) return '—'
+  const measured = rounds.filter((round) => round?.generatorCpu !== undefined)
+  const flag = generator >= GENERATOR_SATURATED ? ' ⚠' : ''
+  return `${generator.toFixed(0)}%${flag} · ${medianPercent(measured, 'serverCpu')} · ${medianPercent(measured, 'otherCpu')}`
+}
+
+function table (header, rows) {
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`]
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`)
+  return lines.join('\n')
+}
+
+/**
+ * `results.get(scenarioId).get(serverId)` is an array with one entry per
+ * round: { metrics, generatorCpu, serverCpu } | { failure } | { unsupported }.
+ */
+export function renderReport ({ environment, options, scenarios, serverIds, skipped, results, elapsedMs }) {
+  const running = serverIds.filter((id) => !skipped.has(id))
+  const header = ['scenario', ...running]
+  const metricRows = []
+  const cpuRows = []
+  for (const scenario of scenarios) {
+    const byServer = results.get(scenario.id)
+    const params = options.smoke ? scenario.smoke : scenario.full
+    const name = `${scenario.title} (${scenario.describe(params)})`
+    for (const metric of scenario.metrics) {
+      const arrow = metric.better === 'higher' ? '↑' : '↓'
+      metricRows.push([
+        `${name}, ${metric.label} ${arrow}`,
+        ...running.map((id) => metricCell(byServer.get(id), metric, byServer.get(REFERENCE), id === REFERENCE))
+      ])
+    }
+    if (scenario.id !== 'idle') cpuRows.push([name, ...running.map((id) => cpuCell(byServer.get(id)))])
+  }
+
+  const notes = []
+  for (const [id, reason] of skipped) notes.push(`- **${id}** skipped: ${reason.split('\n')[0]}`)
+  for (const scenario of scenarios) {
+    for (const [id, rounds] of results.get(scenario.id)) {
+      const reasons = new Set()
+      rounds.forEach((round, index) => {
+        if (round?.unsupported) reasons.add(`n/a: ${round.reason}`)
+        if (round?.failure) reasons.add(`round ${index + 1} failed: ${round.failure.split('\n')[0]}`)
+      })
+      for (const reason of reasons) notes.push(`- ${scenario.id} / ${id}: ${reason}`)
+    }
+  }
+
+  const mode = options.smoke ? 'smoke' : 'full'
+  const pinning = environment.pin
+    ? 'servers pinned to CPU 0, load generator to CPU 1 (taskset)'
+    : options.smoke ? 'not pinned (smoke run)' : 'not pinned (taskset or a second core unavailable)'
+  return [
+    '# fastify-rfc6455 benchmark',
+    '',
+    `Machine: ${environment.machine}`,
+    '',
+    `Mode: ${mode}; ${options.rounds} round(s) interleaved across servers; ` +
+      `${options.timing.durationMs} ms window after ${options.timing.warmupMs} ms warm-up per cell; ` +
+      `${pinning}; wall time ${(elapsedMs / 1000).toFixed(1)} s.`,
+    '',
+    `Cells: median [min–max] over rounds; ×r is the median over rounds of the ratio to ${REFERENCE} measured in the same round ` +
+      '(↑ higher is better, ↓ lower is better). ⚠: the load generator used ≥ 90% of its core, so the number ' +
+      'may be the generator\'s limit rather than the server\'s. The raw server echoes bytes without parsing frames: ' +
+      'it is the ceiling of this loopback + load-generator setup, not a WebSocket server.',
+    '',
+    table(header, metricRows),
+    '',
+    'CPU during the measurement window, median over rounds, 100% = one core: load generator (⚠ at ≥ 90%: it may be ' +
+      'the bottleneck) · server · everything else on the machine (other users of a shared box).',
+    '',
+    table(header, cpuRows),
+    ...(notes.length > 0 ? ['', 'Notes:', '', ...notes] : []),
+    ''
+  ].join('\n')
+}

@@ -1,0 +1,136 @@
+// The scenarios, with their full and smoke sizes, and how each one turns
+// into load-generator jobs for one server.
+
+import { setTimeout as sleep } from 'node:timers/promises'
+import { JSON_ROUTE } from './json-message.mjs'
+
+// Slack on top of a timed job's window for connecting, draining and closing.
+const JOB_SLACK_MS = 30_000
+const IDLE_TIMEOUT_MS = 180_000
+// Lets the server finish per-connection work before its memory is read.
+const IDLE_SETTLE_MS = { full: 500, smoke: 50 }
+
+const SMALL = { kind: 'binary', size: 32 }
+
+function timedJob (ctx, job) {
+  const { server, timing, clockTicks } = ctx
+  return ctx.load.run({
+    ...job,
+    port: server.port,
+    serverPid: server.pid,
+    clockTicks,
+    checkAll: ctx.smoke,
+    warmupMs: timing.warmupMs,
+    durationMs: timing.durationMs
+  }, timing.warmupMs + timing.durationMs + JOB_SLACK_MS)
+}
+
+const rate = (label) => ({ key: 'rate', label, unit: 'rate', better: 'higher' })
+
+function echoScenario (id, title, size, full, smoke) {
+  return {
+    id,
+    title,
+    describe: (p) => `${p.conns} conn × ${p.inflight} in flight`,
+    full,
+    smoke,
+    metrics: [rate('msg/s')],
+    measure: (ctx) => timedJob(ctx, { kind: 'echo', path: '/echo', payload: { kind: 'binary', size }, ...ctx.params })
+  }
+}
+
+async function measureIdle (ctx) {
+  const { params, load } = ctx
+  // In full mode a fresh server: allocator pages freed by earlier scenarios
+  // would otherwise absorb the new connections and hide their cost.
+  const server = ctx.smoke ? ctx.server : await ctx.startFreshServer()
+  try {
+    const before = await server.memory()
+    const opened = await load.run({ kind: 'idle-open', port: server.port, path: '/echo', count: params.count }, IDLE_TIMEOUT_MS)
+    if (opened.failure) return opened
+    await sleep(ctx.smoke ? IDLE_SETTLE_MS.smoke : IDLE_SETTLE_MS.full)
+    const after = await server.memory()
+    const closed = await load.run({ kind: 'idle-close', verify: true, payload: SMALL }, IDLE_TIMEOUT_MS)
+    if (closed.failure) return closed
+    const js = (memory) => memory.heapUsed + memory.external
+    return {
+      metrics: {
+        rss: (after.rss - before.rss) / opened.opened,
+        heap: (js(after) - js(before)) / opened.opened
+      }
+    }
+  } finally {
+    if (server !== ctx.server) await server.stop()
+  }
+}
+
+export const SCENARIOS = [
+  echoScenario('echo-32b', 'echo 32 B', 32, { conns: 100, inflight: 16 }, { conns: 4, inflight: 4 }),
+  echoScenario('echo-16k', 'echo 16 KiB', 16 * 1024, { conns: 10, inflight: 4 }, { conns: 2, inflight: 2 }),
+  echoScenario('echo-1m', 'echo 1 MiB', 1024 * 1024, { conns: 1, inflight: 2 }, { conns: 1, inflight: 2 }),
+  {
+    id: 'handshake',
+    title: 'handshakes',
+    describe: (p) => `connect, 1 msg, close; ${p.concurrency} concurrent`,
+    full: { concurrency: 50 },
+    smoke: { concurrency: 4 },
+    metrics: [rate('conn/s')],
+    measure: (ctx) => timedJob(ctx, { kind: 'handshake', path: '/echo', payload: SMALL, ...ctx.params })
+  },
+  {
+    id: 'idle',
+    title: 'idle connections',
+    describe: (p) => `${p.count} open`,
+    full: { count: 10_000 },
+    smoke: { count: 100 },
+    metrics: [
+      { key: 'rss', label: 'server RSS per conn', unit: 'bytes', better: 'lower' },
+      { key: 'heap', label: 'server heap+external per conn', unit: 'bytes', better: 'lower' }
+    ],
+    measure: measureIdle
+  },
+  {
+    id: 'broadcast',
+    title: 'broadcast 32 B',
+    // Enough broadcasts in flight that each receiver read carries several
+    // frames: at one per read the generator, not the server, would be the limit.
+    describe: (p) => `${p.receivers} receivers + sender, ${p.inflight} broadcasts in flight`,
+    full: { receivers: 1000, inflight: 32 },
+    smoke: { receivers: 20, inflight: 2 },
+    requires: 'broadcast',
+    metrics: [rate('deliveries/s')],
+    measure: (ctx) => timedJob(ctx, { kind: 'broadcast', path: '/broadcast', payload: SMALL, ...ctx.params })
+  },
+  {
+    id: 'latency',
+    title: 'latency 32 B',
+    describe: () => '1 conn × 1 in flight',
+    full: { conns: 1, inflight: 1 },
+    smoke: { conns: 1, inflight: 1 },
+    metrics: [
+      { key: 'p50', label: 'p50 µs', unit: 'micros', better: 'lower' },
+      { key: 'p99', label: 'p99 µs', unit: 'micros', better: 'lower' }
+    ],
+    measure: (ctx) => timedJob(ctx, { kind: 'echo', path: '/echo', payload: SMALL, latency: true, ...ctx.params })
+  },
+  {
+    id: 'json',
+    title: 'validated JSON echo',
+    describe: (p) => `${p.conns} conn × ${p.inflight} in flight`,
+    full: { conns: 100, inflight: 16 },
+    smoke: { conns: 2, inflight: 2 },
+    requires: 'json',
+    metrics: [rate('msg/s')],
+    measure: (ctx) => timedJob(ctx, { kind: 'echo', path: JSON_ROUTE, payload: { kind: 'json' }, ...ctx.params })
+  }
+]
+
+/** Rough wall time of one round, for the estimate printed at the start. */
+export function estimateRoundMs (scenarios, serverCount, timing, smoke) {
+  let total = 0
+  for (const scenario of scenarios) {
+    const perCell = scenario.id === 'idle' ? (smoke ? 150 : 6000) : timing.warmupMs + timing.durationMs + (smoke ? 100 : 400)
+    total += perCell * serverCount
+  }
+  return total
+}

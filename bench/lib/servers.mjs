@@ -1,0 +1,75 @@
+// The servers under test and how to start one. Each runs in its own process
+// on the server core; the load generator has the other core.
+
+import { NodeChild } from './processes.mjs'
+
+export const SERVERS = [
+  { id: 'raw', script: 'bench/servers/raw.mjs', nodeArgs: [] },
+  { id: 'ws', script: 'bench/servers/ws.mjs', nodeArgs: [] },
+  { id: 'fastify-websocket', script: 'bench/servers/fastify-websocket.mjs', nodeArgs: [] },
+  // The plugin is TypeScript source: tsx compiles it on load.
+  { id: 'rfc6455', script: 'bench/servers/rfc6455.mjs', nodeArgs: ['--import', 'tsx'] }
+]
+
+export const SERVER_CPU = 0
+export const LOAD_CPU = 1
+const START_TIMEOUT_MS = 60_000
+const MEMORY_TIMEOUT_MS = 30_000
+
+/**
+ * Starts one server process. Resolves with a handle, or rejects with the
+ * reason the server could not start (its module failed to load, ...).
+ */
+export async function startServer (definition, { pin }) {
+  const child = new NodeChild({
+    name: `server ${definition.id}`,
+    script: definition.script,
+    // gc is exposed so memory is read after a full collection.
+    nodeArgs: ['--expose-gc', ...definition.nodeArgs],
+    cpu: SERVER_CPU,
+    pin
+  })
+  let hello
+  try {
+    hello = await child.firstMessage(START_TIMEOUT_MS)
+  } catch (error) {
+    await child.stop()
+    throw error
+  }
+  if (!hello.ready) {
+    await child.stop()
+    throw new Error(hello.failed ?? 'unexpected start-up message')
+  }
+  return {
+    id: definition.id,
+    pid: child.pid,
+    port: hello.port,
+    features: hello.features,
+    get alive () { return child.alive },
+    async memory () {
+      const answer = await child.request({ request: 'memory' }, MEMORY_TIMEOUT_MS)
+      return answer.memory
+    },
+    stop: () => child.stop()
+  }
+}
+
+/** The load generator process, on its own core. */
+export async function startLoadGenerator ({ pin }) {
+  const child = new NodeChild({ name: 'load generator', script: 'bench/load/main.mjs', cpu: LOAD_CPU, pin })
+  try {
+    await child.firstMessage(START_TIMEOUT_MS)
+  } catch (error) {
+    await child.stop()
+    throw error
+  }
+  return {
+    pid: child.pid,
+    get alive () { return child.alive },
+    async run (job, timeoutMs) {
+      const answer = await child.request({ job }, timeoutMs)
+      return answer.result
+    },
+    stop: () => child.stop()
+  }
+}

@@ -1,0 +1,89 @@
+// Connection churn: each of `concurrency` workers loops over
+// connect → handshake → one echoed message → closing handshake.
+
+import { handleControl, openWebSocket } from './connect.mjs'
+import { encodeClose, encodeMaskedFrame, FrameReader } from './frames.mjs'
+import { buildPayload } from './payloads.mjs'
+import { CAPTURE_WAIT_MS, sleep, snapshot, usageBetween, waitFor } from './window.mjs'
+
+const CLOSE_FRAME = encodeClose(1000)
+
+/** One full connection lifetime; resolves with the echo's check verdict. */
+function cycle (port, path, frame, check) {
+  return openWebSocket(port, path).then(({ socket, leftover }) => new Promise((resolve, reject) => {
+    let verdict = null
+    let closing = false
+    const reader = new FrameReader({
+      capture: true,
+      onCapture (opcode, bytes) {
+        verdict = check(opcode, bytes)
+        closing = true
+        socket.write(CLOSE_FRAME)
+      },
+      onControl (opcode, data) {
+        if (!handleControl(socket, opcode, data)) return
+        if (closing) resolve(verdict)
+        else reject(new Error('server closed before echoing'))
+      }
+    })
+    socket.on('data', (chunk) => reader.push(chunk))
+    socket.on('error', reject)
+    socket.on('close', () => reject(new Error('connection closed before the closing handshake')))
+    reader.push(leftover)
+    socket.write(frame)
+    socket.resume()
+  }))
+}
+
+export async function runHandshakes (job) {
+  const { port, path, concurrency, warmupMs, durationMs, serverPid, clockTicks } = job
+  const { opcode, payload, check } = buildPayload(job.payload)
+  const frame = encodeMaskedFrame(opcode, payload)
+  const abort = new AbortController()
+  let running = true
+  let measuring = false
+  let completed = 0
+  let failure = null
+  let verified = false
+  let active = 0
+
+  const worker = async () => {
+    active++
+    try {
+      while (running) {
+        const verdict = await cycle(port, path, frame, check)
+        if (verdict !== 'ok') throw new Error(verdict === 'unsupported' ? 'unexpected reply' : verdict)
+        verified = true
+        if (measuring) completed++
+      }
+    } catch (error) {
+      if (running) {
+        failure ??= error.message
+        abort.abort()
+      }
+    } finally {
+      active--
+    }
+  }
+  for (let i = 0; i < concurrency; i++) worker()
+
+  await sleep(warmupMs, abort.signal)
+  const start = snapshot(serverPid)
+  measuring = true
+  await sleep(durationMs, abort.signal)
+  measuring = false
+  const end = snapshot(serverPid)
+  running = false
+  if (!verified && failure === null) await waitFor(() => verified || failure !== null, CAPTURE_WAIT_MS)
+  // Let in-progress cycles finish so the server is idle for the next measurement.
+  await waitFor(() => active === 0, 5000)
+
+  if (failure !== null || !verified) return { failure: failure ?? 'no handshake completed' }
+  const usage = usageBetween(start, end, clockTicks)
+  return {
+    metrics: { rate: completed / usage.seconds },
+    generatorCpu: usage.generatorCpu,
+    serverCpu: usage.serverCpu,
+    otherCpu: usage.otherCpu
+  }
+}

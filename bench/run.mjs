@@ -1,0 +1,152 @@
+// Benchmark entry point: starts the servers and the load generator, runs
+// every scenario against every server in interleaved rounds, and reports.
+// `node bench/run.mjs --help` lists the options.
+
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseOptions, usage } from './lib/args.mjs'
+import { describeEnvironment } from './lib/environment.mjs'
+import { renderReport } from './lib/report.mjs'
+import { estimateRoundMs, SCENARIOS } from './lib/scenarios.mjs'
+import { Fleet } from './lib/fleet.mjs'
+import { SERVERS, startServer } from './lib/servers.mjs'
+
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
+// Sockets each process keeps beyond the idle connections (servers' own, IPC, stdio).
+const FD_HEADROOM = 1000
+
+const log = (line) => process.stderr.write(`${line}\n`)
+
+function paramsFor (scenario, options, environment) {
+  const params = { ...(options.smoke ? scenario.smoke : scenario.full) }
+  if (params.count !== undefined && params.count > environment.fileLimit - FD_HEADROOM) {
+    const capped = Math.max(1, environment.fileLimit - FD_HEADROOM)
+    log(`note: ${scenario.id} capped to ${capped} connections by the file descriptor limit (ulimit -Hn ${environment.fileLimit})`)
+    params.count = capped
+  }
+  return params
+}
+
+function formatProgress (result, scenario) {
+  if (result.unsupported) return `n/a (${result.reason})`
+  if (result.failure) return `FAILED: ${result.failure.split('\n')[0]}`
+  const values = scenario.metrics.map((metric) => `${metric.key}=${result.metrics[metric.key].toFixed(1)}`).join(' ')
+  const percent = (value) => value === null || value === undefined ? '?' : `${value.toFixed(0)}%`
+  const cpu = result.generatorCpu === undefined
+    ? ''
+    : `  gen ${percent(result.generatorCpu)} srv ${percent(result.serverCpu)} other ${percent(result.otherCpu)}`
+  return `${values}${cpu}`
+}
+
+async function runCell (fleet, scenario, serverId, options, environment, params) {
+  if (scenario.requires !== undefined) {
+    const feature = fleet.features(serverId)[scenario.requires]
+    if (feature !== true) {
+      return { unsupported: true, reason: typeof feature === 'string' ? feature : `no ${scenario.requires} support` }
+    }
+  }
+  let load
+  try {
+    const server = await fleet.server(serverId)
+    load = await fleet.loadGenerator()
+    const definition = fleet.servers.get(serverId).definition
+    const result = await scenario.measure({
+      server,
+      load,
+      params,
+      smoke: options.smoke,
+      timing: options.timing,
+      clockTicks: environment.clockTicks,
+      startFreshServer: () => startServer(definition, { pin: environment.pin })
+    })
+    if (result.unsupported) return { unsupported: true, reason: 'the server answered that it has no API for this scenario' }
+    return result
+  } catch (error) {
+    // A job that timed out may have left the generator wedged: start a new one.
+    await load?.stop()
+    return { failure: error.message }
+  }
+}
+
+async function main () {
+  const scenarioIds = SCENARIOS.map((scenario) => scenario.id)
+  const serverIds = SERVERS.map((server) => server.id)
+  let options
+  try {
+    options = parseOptions(process.argv.slice(2), scenarioIds, serverIds)
+  } catch (error) {
+    log(`${error.message}\n${usage(scenarioIds, serverIds)}`)
+    return 2
+  }
+  if (options.help) {
+    console.log(usage(scenarioIds, serverIds))
+    return 0
+  }
+  const environment = describeEnvironment()
+  // Pinning makes numbers comparable; a smoke run only checks correctness and
+  // is better off free to use whichever core a busy machine has spare.
+  if (options.smoke) environment.pin = false
+  const scenarios = SCENARIOS.filter((scenario) => options.scenarios.includes(scenario.id))
+  const definitions = SERVERS.filter((server) => options.servers.includes(server.id))
+  const params = new Map(scenarios.map((scenario) => [scenario.id, paramsFor(scenario, options, environment)]))
+
+  log(`machine: ${environment.machine}`)
+  if (!environment.pin && !options.smoke) log('note: taskset or a second core is missing: processes are not pinned')
+  const estimate = estimateRoundMs(scenarios, definitions.length, options.timing, options.smoke) * options.rounds
+  log(`${options.smoke ? 'smoke' : 'full'} run: ${options.rounds} round(s), ${scenarios.length} scenario(s), ` +
+    `${definitions.length} server(s); estimated ${Math.ceil(estimate / 1000)} s`)
+
+  const startedAt = Date.now()
+  const fleet = new Fleet(environment, log)
+  try {
+    const skipped = await fleet.start(definitions)
+    for (const [id, reason] of skipped) log(`skipping server ${id}: ${reason}`)
+    const running = definitions.map((d) => d.id).filter((id) => !skipped.has(id))
+
+    const results = new Map(scenarios.map((scenario) => [scenario.id, new Map(running.map((id) => [id, []]))]))
+    // Interleaved (A B C D, A B C D, ...) so slow drifts on a shared machine hit every server alike.
+    for (let round = 0; round < options.rounds; round++) {
+      for (const scenario of scenarios) {
+        for (const id of running) {
+          const result = await runCell(fleet, scenario, id, options, environment, params.get(scenario.id))
+          results.get(scenario.id).get(id).push(result)
+          log(`[${round + 1}/${options.rounds}] ${scenario.id.padEnd(10)} ${id.padEnd(18)} ${formatProgress(result, scenario)}`)
+        }
+      }
+    }
+
+    const report = renderReport({
+      environment,
+      options,
+      scenarios,
+      serverIds: definitions.map((d) => d.id),
+      skipped,
+      results,
+      elapsedMs: Date.now() - startedAt
+    })
+    process.stdout.write(report)
+    mkdirSync(RESULTS_DIR, { recursive: true })
+    // A smoke run must not overwrite the last real measurement.
+    const file = options.smoke ? 'latest-smoke.md' : 'latest.md'
+    writeFileSync(join(RESULTS_DIR, file), report)
+    log(`report written to bench/results/${file} (${((Date.now() - startedAt) / 1000).toFixed(1)} s)`)
+
+    const failures = [...results.values()].flatMap((byServer) => [...byServer.values()].flat()).filter((r) => r.failure)
+    if (options.smoke && (skipped.size > 0 || failures.length > 0)) {
+      log(`smoke FAILED: ${skipped.size} server(s) did not start, ${failures.length} cell(s) failed`)
+      return 1
+    }
+    return 0
+  } finally {
+    await fleet.stop()
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    log(error?.stack ?? String(error))
+    process.exit(1)
+  }
+)

@@ -1,0 +1,68 @@
+// Fastify 5 + this repository's plugin, loaded from its TypeScript source
+// (the run starts this process with `--import tsx`). Written as .mjs so the
+// bench never breaks the project's type-check while the plugin's API moves.
+
+import Fastify from 'fastify'
+import { chatMessageSchema, JSON_ROUTE, JSON_UNSUPPORTED } from '../lib/json-message.mjs'
+import { serve } from './child.mjs'
+
+const MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+async function loadPlugin () {
+  const module = await import('../../lib/index.ts')
+  // Loaded as CommonJS through tsx, the default export may sit one level down.
+  let plugin = module.default
+  if (typeof plugin !== 'function' && typeof plugin?.default === 'function') plugin = plugin.default
+  if (typeof plugin !== 'function') throw new Error('lib/index.ts has no default export that is a plugin')
+  return plugin
+}
+
+async function build (plugin, withJsonRoute) {
+  const app = Fastify({ logger: false })
+  await app.register(plugin, { maxMessageSize: MAX_MESSAGE_SIZE })
+  // A hook on the request path, as the benchmark's specification requires.
+  app.addHook('onRequest', async () => {})
+
+  app.get('/echo', { websocket: true }, (conn) => {
+    conn.on('message', (data, isBinary) => conn.send(data, { binary: isBinary }))
+  })
+
+  app.get('/broadcast', { websocket: true }, (conn) => {
+    conn.on('message', (data, isBinary) => app.websocket.broadcast(data, { binary: isBinary }))
+  })
+
+  if (withJsonRoute) {
+    app.get(JSON_ROUTE, {
+      websocket: true,
+      schema: { message: chatMessageSchema, outgoing: chatMessageSchema }
+    }, (conn) => {
+      if (typeof conn.sendJson !== 'function') {
+        conn.send(JSON_UNSUPPORTED)
+        return
+      }
+      // The plugin's JSON consumer is `onJson`; a 'json' event was the earlier sketch of it.
+      if (typeof conn.onJson === 'function') conn.onJson((message) => conn.sendJson(message))
+      else conn.on('json', (message) => conn.sendJson(message))
+    })
+  }
+
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return app
+}
+
+serve(async () => {
+  const plugin = await loadPlugin()
+  let app
+  let json = true
+  try {
+    app = await build(plugin, true)
+  } catch (error) {
+    // A plugin without JSON schemas yet may reject the route: measure the rest.
+    json = `the JSON route could not be registered: ${error.message}`
+    app = await build(plugin, false)
+  }
+  const broadcast = typeof app.websocket?.broadcast === 'function'
+    ? true
+    : 'app.websocket.broadcast is not available'
+  return { port: app.server.address().port, features: { broadcast, json } }
+})

@@ -1,0 +1,42 @@
+// Bare ws (bufferutil is installed, so ws masks and unmasks with it).
+
+import { once } from 'node:events'
+import Ajv from 'ajv'
+import { WebSocket, WebSocketServer } from 'ws'
+import { chatMessageSchema, JSON_ROUTE } from '../lib/json-message.mjs'
+import { serve } from './child.mjs'
+
+serve(async () => {
+  const validate = new Ajv().compile(chatMessageSchema)
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+
+  wss.on('connection', (ws, request) => {
+    if (request.url === '/broadcast') {
+      ws.on('message', (data, isBinary) => {
+        for (const client of wss.clients) {
+          if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary })
+        }
+      })
+    } else if (request.url === JSON_ROUTE) {
+      ws.on('message', (data) => {
+        let message
+        try {
+          message = JSON.parse(data.toString())
+        } catch {
+          ws.close(1007, 'invalid JSON')
+          return
+        }
+        if (!validate(message)) {
+          ws.close(1008, 'invalid message')
+          return
+        }
+        ws.send(JSON.stringify(message))
+      })
+    } else {
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+    }
+  })
+
+  await once(wss, 'listening')
+  return { port: wss.address().port, features: { broadcast: true, json: true } }
+})
