@@ -25,7 +25,8 @@ export async function startServer (definition, { pin }) {
     name: `server ${definition.id}`,
     script: definition.script,
     // gc is exposed so memory is read after a full collection.
-    nodeArgs: ['--expose-gc', ...definition.nodeArgs],
+    // BENCH_SERVER_NODE_ARGS adds flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    nodeArgs: ['--expose-gc', ...definition.nodeArgs, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     cpu: SERVER_CPU,
     pin
   })

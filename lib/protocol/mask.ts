@@ -1,8 +1,18 @@
 import { endianness } from 'node:os'
+import { simdMasker } from './mask-simd.js'
 
 // Below this size the word loop's setup costs more than it saves.
 const WORD_THRESHOLD = 32
+// From this size on, copying through the WebAssembly kernel beats the word loop.
+const SIMD_THRESHOLD = 192
+// Data goes through the kernel's memory in blocks of this size (a multiple of 16).
+const SIMD_BLOCK = 64 * 1024
 const LITTLE_ENDIAN = endianness() === 'LE'
+
+/** The mask as the little-endian word whose first byte is `key[phase]`. */
+function keyWord (key: Uint8Array, phase: number): number {
+  return key[phase & 3] | (key[(phase + 1) & 3] << 8) | (key[(phase + 2) & 3] << 16) | (key[(phase + 3) & 3] << 24)
+}
 
 /**
  * XORs `length` bytes of `source` starting at `sourceOffset` with the 4-byte
@@ -16,6 +26,10 @@ export function maskInto (
   target: Uint8Array, targetOffset: number,
   length: number, key: Uint8Array, keyPhase = 0
 ): void {
+  if (length >= SIMD_THRESHOLD && simdMasker !== null) {
+    maskThroughSimd(source, sourceOffset, target, targetOffset, length, key, keyPhase)
+    return
+  }
   let i = 0
   if (length >= WORD_THRESHOLD && LITTLE_ENDIAN) {
     // Word-at-a-time needs both views aligned identically; advance bytewise
@@ -34,8 +48,7 @@ export function maskInto (
     for (; i < lead; i++) {
       target[targetOffset + i] = source[sourceOffset + i] ^ key[(keyPhase + i) & 3]
     }
-    const p = (keyPhase + i) & 3
-    const word = (key[p] | (key[(p + 1) & 3] << 8) | (key[(p + 2) & 3] << 16) | (key[(p + 3) & 3] << 24))
+    const word = keyWord(key, keyPhase + i)
     const words = (length - i) >>> 2
     const src32 = new Int32Array(source.buffer, sourceAddr + i, words)
     const dst32 = source === target && sourceOffset === targetOffset
@@ -46,6 +59,28 @@ export function maskInto (
   }
   for (; i < length; i++) {
     target[targetOffset + i] = source[sourceOffset + i] ^ key[(keyPhase + i) & 3]
+  }
+}
+
+function maskThroughSimd (
+  source: Uint8Array, sourceOffset: number,
+  target: Uint8Array, targetOffset: number,
+  length: number, key: Uint8Array, keyPhase: number
+): void {
+  const { memory, mask } = simdMasker!
+  // Blocks are multiples of 16 bytes, so every block starts at the same key phase.
+  const word = keyWord(key, keyPhase)
+  const whole = length & ~15
+  let done = 0
+  while (done < whole) {
+    const count = Math.min(SIMD_BLOCK, whole - done)
+    memory.set(source.subarray(sourceOffset + done, sourceOffset + done + count), 0)
+    mask(0, count, word)
+    target.set(memory.subarray(0, count), targetOffset + done)
+    done += count
+  }
+  for (; done < length; done++) {
+    target[targetOffset + done] = source[sourceOffset + done] ^ key[(keyPhase + done) & 3]
   }
 }
 

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { maskInto, unmaskInPlace } from '../../lib/protocol/index.js'
+import { simdMasker } from '../../lib/protocol/mask-simd.js'
 import { naiveMask, prng, randomBytesSeeded } from './helpers.js'
 
 const random = prng(0x6d61736b)
@@ -121,4 +122,35 @@ t.test('~1 MiB random buffer, aligned and unaligned, in and out of place', async
     unmaskInPlace(source, key, phase)
     t.ok(Buffer.from(source.buffer, source.byteOffset, length).equals(expected), `in place, view ${sourceView}, phase ${phase}`)
   }
+})
+
+t.test('the WebAssembly SIMD kernel is available on this runtime and agrees with a byte loop', async (t) => {
+  t.ok(simdMasker !== null, 'WebAssembly SIMD instantiated')
+  const key = Uint8Array.from([0xa1, 0x5b, 0x37, 0xc9])
+  const random = prng(0x51d)
+  // Around the switch to the kernel, around its 16-byte lanes and its 64 KiB blocks.
+  const lengths = [180, 191, 192, 193, 207, 208, 209, 255, 256, 257, 1000, 65535, 65536, 65537, 65551, 65552, 131088, 200003]
+  for (const length of lengths) {
+    for (const phase of [0, 1, 2, 3]) {
+      for (const [sourceShift, targetShift] of [[0, 0], [1, 0], [0, 3], [2, 1], [5, 5]]) {
+        const backing = new Uint8Array(length + 16)
+        for (let i = 0; i < backing.length; i++) backing[i] = (random() * 256) | 0
+        const source = backing.subarray(sourceShift, sourceShift + length)
+        const expected = new Uint8Array(length)
+        for (let i = 0; i < length; i++) expected[i] = source[i] ^ key[(phase + i) & 3]
+        const target = new Uint8Array(new ArrayBuffer(length + 8), targetShift, length)
+        maskInto(source, 0, target, 0, length, key, phase)
+        if (!Buffer.from(target).equals(Buffer.from(expected))) {
+          t.fail(`out of place: length ${length}, phase ${phase}, shifts ${sourceShift}/${targetShift}`)
+          return
+        }
+        maskInto(source, 0, source, 0, length, key, phase)
+        if (!Buffer.from(source).equals(Buffer.from(expected))) {
+          t.fail(`in place: length ${length}, phase ${phase}, shift ${sourceShift}`)
+          return
+        }
+      }
+    }
+  }
+  t.pass('every length, phase and alignment matches')
 })
