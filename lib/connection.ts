@@ -42,6 +42,9 @@ export interface ConnectionOptions {
 // past this, the frames go to the socket as a corked batch (writev).
 const CONCAT_LIMIT = 16 * 1024
 
+const kConnection = Symbol('fastify-rfc6455.connection')
+type BoundSocket = Duplex & { [kConnection]: WebSocketConnection }
+
 const PAUSE_PENDING = 1 // held messages for a handler that is not listening yet passed maxPendingBytes
 const PAUSE_ITERATOR = 2 // an async iterator's consumer lags
 const PAUSE_STARTING = 4 // a client connection waits for its creator to attach listeners
@@ -110,11 +113,13 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       extension: options.extension
     }, new SocketBinding(this))
 
-    socket.on('data', onSocketData.bind(this))
-    socket.on('end', onSocketEnd.bind(this))
-    socket.on('close', onSocketClose.bind(this))
-    socket.on('error', onSocketError.bind(this))
-    socket.on('drain', onSocketDrain.bind(this))
+    // Shared listeners that find the connection on the socket: no closures per connection.
+    ;(socket as BoundSocket)[kConnection] = this
+    socket.on('data', onSocketData)
+    socket.on('end', onSocketEnd)
+    socket.on('close', onSocketClose)
+    socket.on('error', onSocketError)
+    socket.on('drain', onSocketDrain)
     this.on('newListener', onNewListener)
   }
 
@@ -451,29 +456,29 @@ function onCloseTimeout (conn: WebSocketConnection): void {
   conn['socket'].destroy()
 }
 
-function onSocketData (this: WebSocketConnection, chunk: Buffer): void {
-  this.onData(chunk)
+function onSocketData (this: BoundSocket, chunk: Buffer): void {
+  this[kConnection].onData(chunk)
 }
 
-function onSocketEnd (this: WebSocketConnection): void {
+function onSocketEnd (this: BoundSocket): void {
   // The peer will send nothing more: finish our side too (upgrade sockets allow half-open).
-  this.flush()
-  const socket = this['socket']
-  if (socket.writable) socket.end()
+  this[kConnection].flush()
+  if (this.writable) this.end()
 }
 
-function onSocketClose (this: WebSocketConnection): void {
-  this.onClosed()
+function onSocketClose (this: BoundSocket): void {
+  this[kConnection].onClosed()
 }
 
-function onSocketError (this: WebSocketConnection, err: Error): void {
+function onSocketError (this: BoundSocket, err: Error): void {
+  const conn = this[kConnection]
   // Resets and timeouts are part of life on the network: they end in `close` with 1006.
-  this.logDebug({ err }, 'websocket socket error')
-  if (this.listenerCount('error') > 0) this.emit('error', err)
+  conn.logDebug({ err }, 'websocket socket error')
+  if (conn.listenerCount('error') > 0) conn.emit('error', err)
 }
 
-function onSocketDrain (this: WebSocketConnection): void {
-  this.checkDrain()
+function onSocketDrain (this: BoundSocket): void {
+  this[kConnection].checkDrain()
 }
 
 /** Adapts the protocol's handler calls to the connection. */

@@ -22,6 +22,13 @@ export interface WebSocketRouteSettings extends JsonMessageSettings {
   /** Reply to pings automatically. Default true. */
   autoPong?: boolean
   /**
+   * Keep the upgrade request as `conn.request` for the connection's
+   * lifetime. Default true. With false, `conn.request` is cleared once the
+   * handler returns (or its promise settles): about 3.5 KB less per idle
+   * connection. Close over what you need from `req` in the handler.
+   */
+  retainRequest?: boolean
+  /**
    * Decides what a throwing or rejecting `wsHandler` does. Default: log the
    * error through `request.log` and close the connection with 1011.
    */
@@ -36,6 +43,7 @@ interface ResolvedSettings {
   protocols: SubprotocolSelector | undefined
   highWaterMark: number
   autoPong: boolean
+  retainRequest: boolean
   errorHandler: WebSocketRouteSettings['errorHandler']
   onInvalidMessage: InvalidMessagePolicy
   onBinaryMessage: BinaryMessagePolicy
@@ -92,6 +100,7 @@ const DEFAULTS: ResolvedSettings = {
   protocols: undefined,
   highWaterMark: 1024 * 1024,
   autoPong: true,
+  retainRequest: true,
   errorHandler: undefined,
   onInvalidMessage: 'reply',
   onBinaryMessage: 'close'
@@ -270,29 +279,30 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       logger: request.log
     }, route.messages)
     clients.add(conn)
-    conn.once('close', () => clients.delete(conn))
+    conn.on('close', removeClient)
 
-    const fail = (error: unknown): void => {
-      if (s.errorHandler !== undefined) {
-        try {
-          s.errorHandler.call(this, error, conn, request)
-          return
-        } catch (handlerError) {
-          error = handlerError
-        }
-      }
-      request.log.error({ err: error }, 'websocket handler failed')
-      if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
-    }
+    // No closure in this function may capture the request: with retainRequest off,
+    // the connection must not keep it alive once the handler is done with it.
+    const fail = failureHandler(this, s.errorHandler, conn, request.log)
     conn[kSetFailureHandler](fail)
+    let result: Promise<unknown> | undefined
     try {
-      const result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
-      if (result !== undefined && result !== null && typeof result.then === 'function') result.then(undefined, fail)
+      result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
     } catch (error) {
       fail(error)
     }
+    const settles = result !== undefined && result !== null && typeof result.then === 'function'
+    if (settles) result!.then(undefined, fail)
+    if (!s.retainRequest) {
+      if (settles) result!.then(releaseRequest.bind(null, conn), releaseRequest.bind(null, conn))
+      else releaseRequest(conn)
+    }
     if (head !== undefined) conn.receiveHead(head)
     return undefined
+  }
+
+  function removeClient (this: WebSocketConnection<FastifyRequest>): void {
+    clients.delete(this)
   }
 
   function onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -341,6 +351,29 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     fastify.server.removeListener('upgrade', onUpgrade)
     done()
   })
+}
+
+/** What a throwing or rejecting handler does: the route's errorHandler, or a log entry and close 1011. */
+function failureHandler (
+  instance: FastifyInstance, errorHandler: WebSocketRouteSettings['errorHandler'],
+  conn: JsonWebSocketConnection<FastifyRequest>, log: FastifyRequest['log']
+): (error: unknown) => void {
+  return (error) => {
+    if (errorHandler !== undefined) {
+      try {
+        errorHandler.call(instance, error, conn, conn.request)
+        return
+      } catch (handlerError) {
+        error = handlerError
+      }
+    }
+    log.error({ err: error }, 'websocket handler failed')
+    if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
+  }
+}
+
+function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {
+  conn.request = undefined as unknown as FastifyRequest
 }
 
 function onPreUpgradeSocketError (this: Duplex): void {

@@ -23,7 +23,8 @@ async function build (plugin, withJsonRoute) {
   // A hook on the request path, as the benchmark's specification requires.
   app.addHook('onRequest', async () => {})
 
-  app.get('/echo', { websocket: true }, (conn) => {
+  // The echo handler needs nothing from the request after the upgrade.
+  app.get('/echo', { websocket: { retainRequest: false } }, (conn) => {
     conn.on('message', (data, isBinary) => conn.send(data, { binary: isBinary }))
   })
 
