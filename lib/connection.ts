@@ -19,6 +19,7 @@ export type SendCallback = (err?: Error | null) => void
 /** A logger with the pino/Fastify shape; connection-level messages go to it. */
 export interface ConnectionLogger {
   debug (obj: unknown, msg?: string): void
+  info (obj: unknown, msg?: string): void
   warn (obj: unknown, msg?: string): void
   error (obj: unknown, msg?: string): void
 }
@@ -78,9 +79,11 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   private readonly closeTimeout: number
   private readonly highWaterMark: number
   private readonly maxPendingBytes: number
-  private readonly logger: ConnectionLogger | undefined
+  /** The upgrade request's logger (`req.log`), for connection-level logs; it outlives `retainRequest: false`. */
+  readonly log: ConnectionLogger | undefined
 
-  private out: Buffer[] = []
+  // Frames waiting for the next flush; null while there are none (most of an idle connection's life).
+  private out: Buffer[] | null = null
   private outBytes = 0
   private outCallbacks: SendCallback[] | null = null
   private reading = false
@@ -105,7 +108,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.closeTimeout = options.closeTimeout
     this.highWaterMark = options.highWaterMark ?? 1024 * 1024
     this.maxPendingBytes = options.maxPendingBytes ?? Math.max(options.maxMessageSize, 1024 * 1024)
-    this.logger = options.logger
+    this.log = options.logger
     this.core = new WebSocketProtocol({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
@@ -270,7 +273,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal */
   queue (data: Buffer): void {
-    this.out.push(data)
+    if (this.out === null) this.out = [data]
+    else this.out.push(data)
     this.outBytes += data.length
     if (!this.reading && !this.flushScheduled) {
       this.flushScheduled = true
@@ -312,7 +316,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     } finally {
       this.reading = false
     }
-    if (this.out.length > 0) this.flush()
+    if (this.out !== null) this.flush()
   }
 
   /** @internal */
@@ -322,7 +326,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       this.closeTimer = null
     }
     this.core.transportClosed()
-    this.out = []
+    this.out = null
     this.outBytes = 0
     const callbacks = this.outCallbacks
     this.outCallbacks = null
@@ -344,9 +348,9 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   flush (): void {
     this.flushScheduled = false
     const out = this.out
-    if (out.length === 0) return
+    if (out === null) return
     const callbacks = this.outCallbacks
-    this.out = []
+    this.out = null
     this.outCallbacks = null
     const bytes = this.outBytes
     this.outBytes = 0
@@ -428,7 +432,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal */
   logDebug (obj: unknown, msg: string): void {
-    this.logger?.debug(obj, msg)
+    this.log?.debug(obj, msg)
   }
 }
 

@@ -58,6 +58,8 @@ interface WsRoute {
   messages: RouteMessages
   /** No `handler` for plain HTTP: the route only serves WebSocket connections. */
   wsOnly: boolean
+  /** What a failing handler does; made on the route's first connection (it needs the route's instance). */
+  fail?: FailureHandler
 }
 
 export interface BroadcastOptions {
@@ -283,16 +285,16 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
 
     // No closure in this function may capture the request: with retainRequest off,
     // the connection must not keep it alive once the handler is done with it.
-    const fail = failureHandler(this, s.errorHandler, conn, request.log)
+    const fail = route.fail ??= failureHandler(this, s.errorHandler)
     conn[kSetFailureHandler](fail)
     let result: Promise<unknown> | undefined
     try {
       result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
     } catch (error) {
-      fail(error)
+      fail(error, conn)
     }
     const settles = result !== undefined && result !== null && typeof result.then === 'function'
-    if (settles) result!.then(undefined, fail)
+    if (settles) result!.then(undefined, (error: unknown) => fail(error, conn))
     if (!s.retainRequest) {
       if (settles) result!.then(releaseRequest.bind(null, conn), releaseRequest.bind(null, conn))
       else releaseRequest(conn)
@@ -354,11 +356,10 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
 }
 
 /** What a throwing or rejecting handler does: the route's errorHandler, or a log entry and close 1011. */
-function failureHandler (
-  instance: FastifyInstance, errorHandler: WebSocketRouteSettings['errorHandler'],
-  conn: JsonWebSocketConnection<FastifyRequest>, log: FastifyRequest['log']
-): (error: unknown) => void {
-  return (error) => {
+type FailureHandler = (error: unknown, conn: JsonWebSocketConnection<FastifyRequest>) => void
+
+function failureHandler (instance: FastifyInstance, errorHandler: WebSocketRouteSettings['errorHandler']): FailureHandler {
+  return (error, conn) => {
     if (errorHandler !== undefined) {
       try {
         errorHandler.call(instance, error, conn, conn.request)
@@ -367,7 +368,7 @@ function failureHandler (
         error = handlerError
       }
     }
-    log.error({ err: error }, 'websocket handler failed')
+    ;(conn.log ?? instance.log).error({ err: error }, 'websocket handler failed')
     if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
   }
 }

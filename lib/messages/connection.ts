@@ -5,12 +5,6 @@ import { SKIP, type RouteMessages } from './codec.js'
 import { InvalidMessageError } from './errors.js'
 import type { DiscriminatorOf, JsonMessageHandler, VariantHandlers } from './types.js'
 
-interface Log {
-  debug (obj: unknown, msg?: string): void
-  info (obj: unknown, msg?: string): void
-  error (obj: unknown, msg?: string): void
-}
-
 type AnyHandler = (message: unknown, conn: unknown) => unknown
 
 const OPEN = WebSocketConnection.OPEN
@@ -29,23 +23,17 @@ export const kSetFailureHandler = Symbol('fastify-rfc6455.setFailureHandler')
  */
 export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unknown> extends WebSocketConnection<Request> {
   readonly #codec: RouteMessages
-  readonly #log: Log | undefined
   #handler: AnyHandler | null = null
   #handlers: Record<string, AnyHandler> | null = null
   #discriminator: string | null = null
   #consumer: string | null = null
   #stopped = false
-  #failure: (error: unknown) => void
+  // The route's failure handling, shared by its connections (installed by the plugin).
+  #failurePolicy: ((error: unknown, conn: JsonWebSocketConnection<any, any, any>) => void) | null = null
 
   constructor (socket: Duplex, request: Request, options: ConnectionOptions, messages: RouteMessages) {
     super(socket, request, options)
     this.#codec = messages
-    const log = (request as { log?: Log } | undefined)?.log
-    this.#log = log
-    this.#failure = (error) => {
-      log?.error({ err: error }, 'websocket message handler failed')
-      if (this.readyState === OPEN) this.close(CloseCode.InternalError, 'internal error')
-    }
   }
 
   /**
@@ -105,8 +93,17 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
   }
 
   /** @internal */
-  [kSetFailureHandler] (failure: (error: unknown) => void): void {
-    this.#failure = failure
+  [kSetFailureHandler] (failure: (error: unknown, conn: JsonWebSocketConnection<any, any, any>) => void): void {
+    this.#failurePolicy = failure
+  }
+
+  #failure (error: unknown): void {
+    if (this.#failurePolicy !== null) {
+      this.#failurePolicy(error, this)
+      return
+    }
+    this.log?.error({ err: error }, 'websocket message handler failed')
+    if (this.readyState === OPEN) this.close(CloseCode.InternalError, 'internal error')
   }
 
   #claim (what: string): void {
@@ -129,12 +126,12 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     try {
       message = codec.decode(data, isBinary, this.#discriminator)
       if (message === SKIP) {
-        this.#settle(codec.rejectBinary(this, this.#log))
+        this.#settle(codec.rejectBinary(this, this.log))
         return
       }
       if (this.#handlers !== null) handler = this.#handlers[codec.tagOf(message, this.#discriminator!, this.#handlers)]
     } catch (error) {
-      if (error instanceof InvalidMessageError) this.#settle(codec.reject(this, error, this.#log))
+      if (error instanceof InvalidMessageError) this.#settle(codec.reject(this, error, this.log))
       else this.#failure(error)
       return
     }
@@ -146,7 +143,7 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
       return
     }
     if (result !== undefined && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
-      (result as PromiseLike<unknown>).then(undefined, this.#failure)
+      (result as PromiseLike<unknown>).then(undefined, (error) => this.#failure(error))
     }
   }
 
@@ -165,13 +162,13 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
         message = codec.decode(data, isBinary, null)
       } catch (error) {
         if (!(error instanceof InvalidMessageError)) throw error
-        const policyError = codec.reject(this, error, this.#log)
+        const policyError = codec.reject(this, error, this.log)
         if (policyError !== undefined) throw policyError
         if (this.readyState !== OPEN) this.#stopped = true
         continue
       }
       if (message === SKIP) {
-        const policyError = codec.rejectBinary(this, this.#log)
+        const policyError = codec.rejectBinary(this, this.log)
         if (policyError !== undefined) throw policyError
         if (this.readyState !== OPEN) this.#stopped = true
         continue
