@@ -11,6 +11,7 @@ import { renderReport } from './lib/report.mjs'
 import { estimateRoundMs, SCENARIOS } from './lib/scenarios.mjs'
 import { Fleet } from './lib/fleet.mjs'
 import { SERVERS, startServer } from './lib/servers.mjs'
+import { ensureBuilt } from './lib/build.mjs'
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 // Sockets each process keeps beyond the idle connections (servers' own, IPC, stdio).
@@ -83,6 +84,7 @@ async function main () {
     console.log(usage(scenarioIds, serverIds))
     return 0
   }
+  if (options.servers.includes('rfc6455')) ensureBuilt(log)
   const environment = describeEnvironment()
   // Pinning makes numbers comparable; a smoke run only checks correctness and
   // is better off free to use whichever core a busy machine has spare.

@@ -1,6 +1,5 @@
-// Fastify 5 + this repository's plugin, loaded from its TypeScript source
-// (the run starts this process with `--import tsx`). Written as .mjs so the
-// bench never breaks the project's type-check while the plugin's API moves.
+// Fastify 5 + this repository's plugin, loaded from its published ES module
+// build (dist/esm), which the run builds first when lib/ is newer.
 
 import Fastify from 'fastify'
 import { chatMessageSchema, JSON_ROUTE, JSON_UNSUPPORTED } from '../lib/json-message.mjs'
@@ -9,12 +8,9 @@ import { serve } from './child.mjs'
 const MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 async function loadPlugin () {
-  const module = await import('../../lib/index.ts')
-  // Loaded as CommonJS through tsx, the default export may sit one level down.
-  let plugin = module.default
-  if (typeof plugin !== 'function' && typeof plugin?.default === 'function') plugin = plugin.default
-  if (typeof plugin !== 'function') throw new Error('lib/index.ts has no default export that is a plugin')
-  return plugin
+  const module = await import('../../dist/esm/index.js')
+  if (typeof module.default !== 'function') throw new Error('dist/esm/index.js has no default export that is a plugin')
+  return module.default
 }
 
 async function build (plugin, withJsonRoute) {

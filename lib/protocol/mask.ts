@@ -2,7 +2,7 @@ import { endianness } from 'node:os'
 import { simdMasker } from './mask-simd.js'
 
 // Below this size the word loop's setup costs more than it saves.
-const WORD_THRESHOLD = 32
+const WORD_THRESHOLD = 48
 // From this size on, copying through the WebAssembly kernel beats the word loop.
 const SIMD_THRESHOLD = 192
 // Data goes through the kernel's memory in blocks of this size (a multiple of 16).
