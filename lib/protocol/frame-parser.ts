@@ -239,8 +239,11 @@ export class FrameParser {
         chunk.copy(target, filled, offset, offset + count)
       }
     } else {
-      // Unmasked only once all pieces are here, straight into the final buffer.
-      this.pieces!.push(chunk.subarray(offset, offset + count))
+      // Unmasked as it arrives, while the bytes are still in cache: deferring that
+      // to the end of a large frame adds its whole cost to the message's latency.
+      const piece = chunk.subarray(offset, offset + count)
+      if (this.expectMasked) maskInto(piece, 0, piece, 0, count, this.maskKey!, filled & 3)
+      this.pieces!.push(piece)
     }
     this.partialFilled = filled + count
     if (this.partialFilled === length) {
@@ -249,7 +252,7 @@ export class FrameParser {
         payload = target
         this.partial = null
       } else {
-        payload = this.expectMasked ? unmaskPieces(this.pieces!, length, this.maskKey!) : Buffer.concat(this.pieces!, length)
+        payload = Buffer.concat(this.pieces!, length)
         this.pieces = null
       }
       this.onFrame(payload)
@@ -342,17 +345,6 @@ export class FrameParser {
     this.sink.onProtocolError(new ProtocolError(code, message))
     return false
   }
-}
-
-/** Joins masked pieces into one buffer, unmasking them on the way (one pass, one copy). */
-function unmaskPieces (pieces: Buffer[], length: number, key: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(length)
-  let offset = 0
-  for (const piece of pieces) {
-    maskInto(piece, 0, out, offset, piece.length, key, offset & 3)
-    offset += piece.length
-  }
-  return out
 }
 
 /** Header size implied by the second header byte: 2, 4 or 10, plus 4 if masked. */

@@ -27,6 +27,23 @@ function isOws (code: number): boolean {
   return code === 0x20 || code === 0x09
 }
 
+/** The elements of a comma-separated header list, with optional whitespace trimmed (empty ones kept). */
+function listElements (value: string): string[] {
+  const out: string[] = []
+  let start = 0
+  for (let i = 0; i <= value.length; i++) {
+    if (i === value.length || value.charCodeAt(i) === 0x2c) {
+      let a = start
+      let b = i
+      while (a < b && isOws(value.charCodeAt(a))) a++
+      while (b > a && isOws(value.charCodeAt(b - 1))) b--
+      out.push(value.slice(a, b))
+      start = i + 1
+    }
+  }
+  return out
+}
+
 /**
  * True if the comma-separated header `value` contains `token`
  * (case-insensitive, as for `Connection` and `Upgrade`).
@@ -35,19 +52,8 @@ export function headerHasToken (value: string | string[] | undefined, token: str
   if (value === undefined) return false
   if (Array.isArray(value)) return value.some((v) => headerHasToken(v, token))
   const wanted = token.toLowerCase()
-  let start = 0
-  for (let i = 0; i <= value.length; i++) {
-    if (i === value.length || value.charCodeAt(i) === 0x2c) {
-      let a = start
-      let b = i
-      while (a < b && isOws(value.charCodeAt(a))) a++
-      while (b > a && isOws(value.charCodeAt(b - 1))) b--
-      // Upgrade elements may carry a version ("websocket/13" is not "websocket").
-      if (b - a === wanted.length && value.slice(a, b).toLowerCase() === wanted) return true
-      start = i + 1
-    }
-  }
-  return false
+  // Upgrade elements may carry a version ("websocket/13" is not "websocket").
+  return listElements(value).some((element) => element.length === wanted.length && element.toLowerCase() === wanted)
 }
 
 /**
@@ -56,25 +62,14 @@ export function headerHasToken (value: string | string[] | undefined, token: str
  */
 export function parseSubprotocols (value: string | string[] | undefined): string[] | null {
   if (value === undefined) return []
-  const joined = Array.isArray(value) ? value.join(',') : value
-  const out: string[] = []
-  // A set, not out.includes(): a long list of distinct names must stay linear.
+  const names = listElements(Array.isArray(value) ? value.join(',') : value)
+  // A set, not names.includes(): a long list of distinct names must stay linear.
   const seen = new Set<string>()
-  let start = 0
-  for (let i = 0; i <= joined.length; i++) {
-    if (i === joined.length || joined.charCodeAt(i) === 0x2c) {
-      let a = start
-      let b = i
-      while (a < b && isOws(joined.charCodeAt(a))) a++
-      while (b > a && isOws(joined.charCodeAt(b - 1))) b--
-      const name = joined.slice(a, b)
-      if (!isToken(name) || seen.has(name)) return null
-      seen.add(name)
-      out.push(name)
-      start = i + 1
-    }
+  for (const name of names) {
+    if (!isToken(name) || seen.has(name)) return null
+    seen.add(name)
   }
-  return out
+  return names
 }
 
 export interface ExtensionOffer {
