@@ -5,7 +5,7 @@
 import { closeAll, handleControl, openMany } from './connect.mjs'
 import { encodeMaskedFrame, FrameReader, repeatFrame } from './frames.mjs'
 import { buildPayload } from './payloads.mjs'
-import { CAPTURE_WAIT_MS, sleep, snapshot, usageBetween, waitFor } from './window.mjs'
+import { CAPTURE_WAIT_MS, measureWindow, sleep, usageBetween, waitFor } from './window.mjs'
 
 export async function runBroadcast (job) {
   const { port, path, receivers, inflight, warmupMs, durationMs, serverPid, clockTicks } = job
@@ -70,12 +70,7 @@ export async function runBroadcast (job) {
   await sleep(50)
   topUp()
 
-  await sleep(warmupMs, abort.signal)
-  const start = snapshot(serverPid)
-  measuring = true
-  await sleep(durationMs, abort.signal)
-  measuring = false
-  const end = snapshot(serverPid)
+  const { start, end } = await measureWindow({ serverPid, warmupMs, durationMs, signal: abort.signal }, (on) => { measuring = on })
   running = false
   if (verdict === null && failure === null) await waitFor(() => verdict !== null, CAPTURE_WAIT_MS)
   await waitFor(() => delivered >= sent * copies, 3000)

@@ -7,7 +7,7 @@ import { percentileSorted, sortedNumbers } from '../lib/stats.mjs'
 import { closeAll, handleControl, openMany } from './connect.mjs'
 import { encodeMaskedFrame, FrameReader, repeatFrame } from './frames.mjs'
 import { buildPayload } from './payloads.mjs'
-import { CAPTURE_WAIT_MS, sleep, snapshot, usageBetween, waitFor } from './window.mjs'
+import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
 export async function runEcho (job) {
   const { port, path, conns, inflight, warmupMs, durationMs, serverPid, clockTicks } = job
@@ -68,12 +68,7 @@ export async function runEcho (job) {
     socket.resume()
   })
 
-  await sleep(warmupMs, abort.signal)
-  const start = snapshot(serverPid)
-  measuring = true
-  await sleep(durationMs, abort.signal)
-  measuring = false
-  const end = snapshot(serverPid)
+  const { start, end } = await measureWindow({ serverPid, warmupMs, durationMs, signal: abort.signal }, (on) => { measuring = on })
   running = false
   // Slow servers may not have answered within a tiny smoke window.
   if (verdict === null && failure === null) await waitFor(() => verdict !== null, CAPTURE_WAIT_MS)

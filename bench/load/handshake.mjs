@@ -4,7 +4,7 @@
 import { handleControl, openWebSocket } from './connect.mjs'
 import { encodeClose, encodeMaskedFrame, FrameReader } from './frames.mjs'
 import { buildPayload } from './payloads.mjs'
-import { CAPTURE_WAIT_MS, sleep, snapshot, usageBetween, waitFor } from './window.mjs'
+import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
 const CLOSE_FRAME = encodeClose(1000)
 
@@ -67,12 +67,7 @@ export async function runHandshakes (job) {
   }
   for (let i = 0; i < concurrency; i++) worker()
 
-  await sleep(warmupMs, abort.signal)
-  const start = snapshot(serverPid)
-  measuring = true
-  await sleep(durationMs, abort.signal)
-  measuring = false
-  const end = snapshot(serverPid)
+  const { start, end } = await measureWindow({ serverPid, warmupMs, durationMs, signal: abort.signal }, (on) => { measuring = on })
   running = false
   if (!verified && failure === null) await waitFor(() => verified || failure !== null, CAPTURE_WAIT_MS)
   // Let in-progress cycles finish so the server is idle for the next measurement.

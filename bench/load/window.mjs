@@ -78,3 +78,17 @@ export async function waitFor (condition, ms) {
   while (!condition() && performance.now() < deadline) await sleep(5)
   return condition()
 }
+
+/**
+ * Waits out the warm-up, then the measurement window; `setMeasuring` brackets
+ * the window for the job's counters. Returns the snapshots at its two ends.
+ */
+export async function measureWindow ({ serverPid, warmupMs, durationMs, signal }, setMeasuring) {
+  await sleep(warmupMs, signal)
+  const start = snapshot(serverPid)
+  setMeasuring(true)
+  await sleep(durationMs, signal)
+  setMeasuring(false)
+  const end = snapshot(serverPid)
+  return { start, end }
+}
