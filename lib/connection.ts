@@ -298,7 +298,22 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       const sole = this.iterators.size === 1 && this.listenerCount('message') === 0
       for (const it of this.iterators) it.push(data, isBinary, sole)
     }
-    this.emit('message', data, isBinary)
+    try {
+      this.emit('message', data, isBinary)
+    } catch (error) {
+      // A listener's exception must not escape into the socket's data event and
+      // take the process (and every other connection) down with it.
+      this.listenerFailed(error)
+    }
+  }
+
+  /**
+   * A `message` listener threw. Logged, and the connection closes with 1011;
+   * on a server route, the route's `errorHandler` decides instead.
+   */
+  protected listenerFailed (error: unknown): void {
+    this.log?.error({ err: error }, 'websocket message listener failed')
+    if (this.core.readyState === ReadyState.OPEN && !this.core.closeSent) this.close(CloseCode.InternalError, 'internal error')
   }
 
   /** @internal */

@@ -37,3 +37,44 @@ t.test('a client that answered the server\'s close does not wait forever for the
   t.equal(code, 1000, 'the close code the server sent')
   t.equal(client.readyState, 3)
 })
+
+t.test('a message listener that throws closes only its own connection with 1011; the server keeps serving', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(websocket)
+  app.get('/fragile', { websocket: true }, (conn) => {
+    conn.on('message', (data) => {
+      if (data.toString() === 'boom') throw new Error('listener bug')
+      conn.send(data)
+    })
+  })
+  const errors: unknown[] = []
+  app.get('/handled', {
+    websocket: {
+      errorHandler (error, conn) {
+        errors.push(error)
+        conn.close(4000, 'handled')
+      }
+    }
+  }, (conn) => {
+    conn.on('message', () => { throw new Error('handled bug') })
+  })
+
+  const victim = await app.injectWS('/fragile')
+  const bystander = await app.injectWS('/fragile')
+  victim.send('boom')
+  const [code] = await once(victim, 'close')
+  t.equal(code, 1011)
+  bystander.send('still here')
+  const [echo] = await once(bystander, 'message')
+  t.equal(echo.toString(), 'still here')
+  bystander.close()
+  await once(bystander, 'close')
+
+  const other = await app.injectWS('/handled')
+  other.send('x')
+  const [code2, reason2] = await once(other, 'close')
+  t.equal(code2, 4000)
+  t.equal(reason2, 'handled')
+  t.equal((errors[0] as Error).message, 'handled bug')
+})

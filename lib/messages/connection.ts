@@ -97,6 +97,10 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     this.#failurePolicy = failure
   }
 
+  protected override listenerFailed (error: unknown): void {
+    this.#failure(error)
+  }
+
   #failure (error: unknown): void {
     if (this.#failurePolicy !== null) {
       this.#failurePolicy(error, this)
