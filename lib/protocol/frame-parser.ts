@@ -38,6 +38,9 @@ const MAX_HEADER = 14
 const EAGER_PAYLOAD_LIMIT = 64 * 1024
 // 2^53 - 1 split as a 64-bit big-endian number: the high word may be at most 0x1fffff.
 const MAX_SAFE_HIGH_WORD = 0x1fffff
+// First allocation for a fragmented message whose first fragment is small.
+const MIN_MESSAGE_BUFFER = 1024
+const EMPTY = Buffer.alloc(0)
 
 /**
  * Incremental RFC 6455 frame parser: feed it chunks of any size with `push`.
@@ -45,7 +48,8 @@ const MAX_SAFE_HIGH_WORD = 0x1fffff
  * Payloads that arrive whole inside one chunk are unmasked in place and
  * handed on as views of that chunk (the chunk is modified: the parser owns
  * what it is given). A payload spread over several chunks is copied once,
- * unmasked on the way, into a buffer of exactly its size.
+ * unmasked on the way, into a buffer of exactly its size. Fragments of a
+ * message are copied once, unmasked on the way, into one message buffer.
  */
 export class FrameParser {
   private readonly sink: FrameParserSink
@@ -68,12 +72,20 @@ export class FrameParser {
   private partial: Buffer | null = null
   private pieces: Buffer[] | null = null
   private partialFilled = 0
+  // The frame being read spans chunks and is a single-frame text message: its
+  // UTF-8 is checked piece by piece, so bad input fails before the frame ends.
+  private checkTextPieces = false
+  // The frame being read is a fragment whose payload goes straight into `message`.
+  private assembling = false
 
-  // The data message being assembled from fragments.
+  // The data message being assembled from fragments. Fragments are copied into
+  // one growing buffer as they arrive (unmasked on the way) rather than kept as
+  // views: a view would pin the whole chunk it came in, and a peer sending tiny
+  // fragments padded with pongs could make a small message hold gigabytes.
   private messageOpcode = 0
   private messageCompressed = false
   private messageLength = 0
-  private fragments: Buffer[] | null = null
+  private message: Buffer | null = null
   private utf8: Utf8Validator | null = null
 
   constructor (options: FrameParserOptions, sink: FrameParserSink) {
@@ -93,15 +105,20 @@ export class FrameParser {
   /** Stops parsing; later input is ignored. */
   stop (): void {
     this.stopped = true
-    this.fragments = null
+    this.message = null
     this.partial = null
     this.pieces = null
+    this.assembling = false
   }
 
   push (chunk: Buffer): void {
     const length = chunk.length
     let offset = 0
     while (offset < length && !this.stopped) {
+      if (this.assembling) {
+        offset = this.fillFragment(chunk, offset)
+        continue
+      }
       if (this.partial !== null || this.pieces !== null) {
         offset = this.fillPayload(chunk, offset)
         continue
@@ -210,13 +227,23 @@ export class FrameParser {
 
   private startPayload (chunk: Buffer, offset: number): number {
     const length = this.payloadLength
+    const opcode = this.opcode
+    if (opcode === Opcode.Continuation || (!this.fin && opcode < 0x8)) {
+      if (opcode !== Opcode.Continuation) this.beginMessage(opcode)
+      if (length > 0) this.reserve(this.messageLength + Math.min(length, EAGER_PAYLOAD_LIMIT))
+      this.partialFilled = 0
+      this.assembling = true
+      return this.fillFragment(chunk, offset)
+    }
     if (chunk.length - offset >= length) {
       const payload = chunk.subarray(offset, offset + length)
       if (this.expectMasked && length > 0) maskInto(payload, 0, payload, 0, length, this.maskKey!, 0)
-      this.onFrame(payload)
+      this.onFrame(payload, false)
       return offset + length
     }
     this.partialFilled = 0
+    this.checkTextPieces = opcode === Opcode.Text && !this.rsv1
+    if (this.checkTextPieces) this.validator().reset()
     if (length <= EAGER_PAYLOAD_LIMIT) {
       this.partial = Buffer.allocUnsafe(length)
     } else {
@@ -227,23 +254,30 @@ export class FrameParser {
     return this.fillPayload(chunk, offset)
   }
 
+  /** Collects a control frame or a single-frame message that spans chunks. */
   private fillPayload (chunk: Buffer, offset: number): number {
     const length = this.payloadLength
     const filled = this.partialFilled
     const count = Math.min(length - filled, chunk.length - offset)
     const target = this.partial
+    let piece: Buffer
     if (target !== null) {
       if (this.expectMasked) {
         maskInto(chunk, offset, target, filled, count, this.maskKey!, filled & 3)
       } else {
         chunk.copy(target, filled, offset, offset + count)
       }
+      piece = target.subarray(filled, filled + count)
     } else {
       // Unmasked as it arrives, while the bytes are still in cache: deferring that
       // to the end of a large frame adds its whole cost to the message's latency.
-      const piece = chunk.subarray(offset, offset + count)
+      piece = chunk.subarray(offset, offset + count)
       if (this.expectMasked) maskInto(piece, 0, piece, 0, count, this.maskKey!, filled & 3)
       this.pieces!.push(piece)
+    }
+    if (this.checkTextPieces && !this.utf8!.push(piece)) {
+      this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+      return chunk.length
     }
     this.partialFilled = filled + count
     if (this.partialFilled === length) {
@@ -255,54 +289,93 @@ export class FrameParser {
         payload = Buffer.concat(this.pieces!, length)
         this.pieces = null
       }
-      this.onFrame(payload)
+      const checked = this.checkTextPieces
+      this.checkTextPieces = false
+      this.onFrame(payload, checked)
     }
     return offset + count
   }
 
-  private onFrame (payload: Buffer): void {
+  /** Copies (unmasking) a fragment's bytes into the message buffer as they arrive. */
+  private fillFragment (chunk: Buffer, offset: number): number {
+    const filled = this.partialFilled
+    const count = Math.min(this.payloadLength - filled, chunk.length - offset)
+    if (count > 0) {
+      const at = this.messageLength
+      const target = this.reserve(at + count)
+      if (this.expectMasked) {
+        maskInto(chunk, offset, target, at, count, this.maskKey!, filled & 3)
+      } else {
+        chunk.copy(target, at, offset, offset + count)
+      }
+      this.messageLength = at + count
+      this.partialFilled = filled + count
+      if (this.messageOpcode === Opcode.Text && !this.messageCompressed && !this.utf8!.push(target.subarray(at, at + count))) {
+        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+        return chunk.length
+      }
+    }
+    if (this.partialFilled === this.payloadLength) {
+      this.assembling = false
+      if (this.fin) this.finishMessage()
+    }
+    return offset + count
+  }
+
+  private beginMessage (opcode: number): void {
+    this.messageOpcode = opcode
+    this.messageCompressed = this.rsv1
+    this.messageLength = 0
+    if (opcode === Opcode.Text && !this.rsv1) this.validator().reset()
+  }
+
+  private finishMessage (): void {
+    if (this.messageOpcode === Opcode.Text && !this.messageCompressed && !this.utf8!.complete) {
+      this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+      return
+    }
+    const data = this.message === null ? EMPTY : this.message.subarray(0, this.messageLength)
+    const isBinary = this.messageOpcode === Opcode.Binary
+    const compressed = this.messageCompressed
+    this.message = null
+    this.messageLength = 0
+    this.messageOpcode = 0
+    this.sink.onMessage(data, isBinary, compressed)
+  }
+
+  /**
+   * Makes room for `needed` bytes of the message being assembled. Capacity
+   * doubles (up to the size limit), so a message in many fragments is copied
+   * a bounded number of times.
+   */
+  private reserve (needed: number): Buffer {
+    const current = this.message
+    if (current !== null && current.length >= needed) return current
+    const capacity = current === null ? 0 : current.length
+    const size = Math.min(Math.max(needed, capacity * 2, MIN_MESSAGE_BUFFER), this.maxMessageSize)
+    const grown = Buffer.allocUnsafe(size)
+    if (current !== null) current.copy(grown, 0, 0, this.messageLength)
+    this.message = grown
+    return grown
+  }
+
+  private validator (): Utf8Validator {
+    if (this.utf8 === null) this.utf8 = new Utf8Validator()
+    return this.utf8
+  }
+
+  /** A control frame, or a data message in a single frame. */
+  private onFrame (payload: Buffer, utf8Checked: boolean): void {
     const opcode = this.opcode
     if (opcode >= 0x8) {
       this.onControlFrame(opcode, payload)
       return
     }
-    if (opcode !== Opcode.Continuation) {
-      this.messageOpcode = opcode
-      this.messageCompressed = this.rsv1
-      if (this.fin) {
-        // Whole message in one frame: the common case, kept free of bookkeeping.
-        this.messageOpcode = 0
-        if (opcode === Opcode.Text && !this.rsv1 && !isUtf8(payload)) {
-          this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
-          return
-        }
-        this.sink.onMessage(payload, opcode === Opcode.Binary, this.rsv1)
-        return
-      }
+    if (opcode === Opcode.Text && !this.rsv1 && !(utf8Checked ? this.utf8!.complete : isUtf8(payload))) {
+      this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+      return
     }
-    if (this.messageOpcode === Opcode.Text && !this.messageCompressed) {
-      let validator = this.utf8
-      if (validator === null) validator = this.utf8 = new Utf8Validator()
-      if (!validator.push(payload) || (this.fin && !validator.complete)) {
-        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
-        return
-      }
-    }
-    this.messageLength += payload.length
-    if (this.fragments === null) this.fragments = []
-    this.fragments.push(payload)
-    if (!this.fin) return
-
-    const data = this.fragments.length === 1
-      ? this.fragments[0]
-      : Buffer.concat(this.fragments, this.messageLength)
-    const isBinary = this.messageOpcode === Opcode.Binary
-    const compressed = this.messageCompressed
-    this.fragments = null
-    this.messageLength = 0
-    this.messageOpcode = 0
-    this.utf8?.reset()
-    this.sink.onMessage(data, isBinary, compressed)
+    this.sink.onMessage(payload, opcode === Opcode.Binary, this.rsv1)
   }
 
   private onControlFrame (opcode: number, payload: Buffer): void {

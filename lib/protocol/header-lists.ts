@@ -57,19 +57,24 @@ export function headerHasToken (value: string | string[] | undefined, token: str
 }
 
 /**
- * Parses `Sec-WebSocket-Protocol`: a comma-separated list of tokens.
- * Returns null if an element is empty, not a token, or repeated.
+ * Parses `Sec-WebSocket-Protocol`: a comma-separated list of tokens. Empty
+ * elements are skipped (RFC 9110 §5.6.1.2: recipients accept and ignore
+ * them). Returns null if an element is not a token or is repeated, or if a
+ * header is present without any element.
  */
 export function parseSubprotocols (value: string | string[] | undefined): string[] | null {
   if (value === undefined) return []
-  const names = listElements(Array.isArray(value) ? value.join(',') : value)
+  const elements = listElements(Array.isArray(value) ? value.join(',') : value)
+  const names: string[] = []
   // A set, not names.includes(): a long list of distinct names must stay linear.
   const seen = new Set<string>()
-  for (const name of names) {
+  for (const name of elements) {
+    if (name.length === 0) continue
     if (!isToken(name) || seen.has(name)) return null
     seen.add(name)
+    names.push(name)
   }
-  return names
+  return names.length > 0 ? names : null
 }
 
 export interface ExtensionOffer {

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { CloseCode } from './close-codes.js'
+import { CloseCode, isValidWireCloseCode } from './close-codes.js'
 import { ProtocolError } from './errors.js'
 import type { MessageExtension } from './extension.js'
 import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
@@ -178,7 +178,11 @@ export class WebSocketProtocol implements FrameParserSink {
     this.failed = true
     if (!this.closeWritten) {
       this.sentClose = true
-      this.writeClose(encodeCloseFrame(code, truncateReason(reason), this.mask))
+      // 1005, 1006 and 1015 only describe a closure and may not go on the wire:
+      // the first becomes a close frame without a status, the others none at all.
+      if (isValidWireCloseCode(code)) this.writeClose(encodeCloseFrame(code, truncateReason(reason), this.mask))
+      else if (code === CloseCode.NoStatusReceived) this.writeClose(encodeCloseFrame(undefined, '', this.mask))
+      else this.rejectOutbound()
     }
     this.state = ReadyState.CLOSING
     this.parser.stop()

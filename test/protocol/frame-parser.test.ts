@@ -2,7 +2,7 @@ import { constants as bufferConstants } from 'node:buffer'
 import t, { type Test } from 'tap'
 import { FrameParser, type FrameParserOptions } from '../../lib/protocol/index.js'
 import {
-  INVALID_SEQUENCES, RecordingSink, TRUNCATED_SEQUENCES, VALID_TEXTS, frame, frames, hex, parseEveryWay, summarize,
+  INVALID_SEQUENCES, RecordingSink, TRUNCATED_SEQUENCES, VALID_TEXTS, frame, frames, hex, parseChunks, parseEveryWay, summarize,
   type ParserEvent, type RawFrame
 } from './helpers.js'
 
@@ -52,6 +52,11 @@ const TRAILER_FROM_CLIENT = Buffer.concat([fromClient({ opcode: TEXT, payload: '
 const TRAILER_FROM_SERVER = Buffer.concat([frame({ opcode: TEXT, payload: 'after' }), hex('ff ff ff')])
 const trailer = (options: FrameParserOptions): Buffer => options.role === 'server' ? TRAILER_FROM_CLIENT : TRAILER_FROM_SERVER
 const forRole = (options: FrameParserOptions, f: RawFrame): Buffer => options.role === 'server' ? fromClient(f) : frame(f)
+const chunksOf = (data: Buffer, size: number): Buffer[] => {
+  const out: Buffer[] = []
+  for (let i = 0; i < data.length; i += size) out.push(data.subarray(i, i + size))
+  return out
+}
 
 t.test('RFC 6455 §5.7 examples', async (t) => {
   expectEvents(t, hex('81 05 48656c6c6f'), CLIENT, [text('Hello')], 'single-frame unmasked text')
@@ -471,4 +476,27 @@ t.test('payloads that arrive whole are views of the chunk, unmasked in place', a
   t.ok(second.type === 'message' && second.data.buffer === chunk.buffer, 'second payload is a view')
   t.equal(first.type === 'message' && first.data.toString(), 'zero copy')
   t.same(chunk.subarray(6, 15).toString(), 'zero copy', 'the chunk was unmasked in place')
+})
+
+t.test('text that spans chunks fails at the bad byte, before the frame is complete', async (t) => {
+  for (const options of [SERVER, CLIENT]) {
+    const role = options.role
+    const f = (x: RawFrame): Buffer => forRole(options, x)
+    const payload = Buffer.concat([Buffer.from('fine so far '), hex('ff'), Buffer.alloc(1000, 0x61)])
+    const single = f({ opcode: TEXT, payload })
+    // Only up to the bad byte is fed: the rest of the frame never arrives.
+    const cut = single.length - 1000
+    expectEvents(t, single.subarray(0, cut), options, [error(1007, /UTF-8/)], `single frame, cut after the bad byte (${role})`)
+    const fragment = f({ opcode: TEXT, fin: false, payload })
+    expectEvents(t, fragment.subarray(0, fragment.length - 1000), options, [error(1007, /UTF-8/)], `first fragment, cut after the bad byte (${role})`)
+    const middle = Buffer.concat([f({ opcode: TEXT, fin: false, payload: 'a' }), f({ opcode: CONT, fin: false, payload })])
+    expectEvents(t, middle.subarray(0, middle.length - 1000), options, [error(1007, /UTF-8/)], `continuation, cut after the bad byte (${role})`)
+    // Valid text in a frame larger than the parser's eager limit, in pieces, still passes.
+    const big = Buffer.from('é€😀'.repeat(10_000))
+    const events = parseChunks(options, chunksOf(f({ opcode: TEXT, payload: big }), 4093))
+    t.same(summarize(events), summarize([text(big)]), `valid multi-byte text across many chunks (${role})`)
+    const truncated = Buffer.concat([big, hex('e2 82')])
+    const bad = parseChunks(options, chunksOf(f({ opcode: TEXT, payload: truncated }), 4093))
+    t.same(bad.map((e) => e.type === 'error' ? e.code : e.type), [1007], `a code point left open at the end of a large frame (${role})`)
+  }
 })

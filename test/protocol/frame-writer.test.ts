@@ -103,14 +103,26 @@ t.test('every client frame gets a fresh mask key', async (t) => {
   let previous = ''
   let repeats = 0
   let zeroKeys = 0
-  for (let i = 0; i < 5000; i++) {
-    const key = one(encodeFrame(Opcode.Binary, payload, { mask: true })).subarray(2, 6).toString('hex')
+  const distinct = new Set<string>()
+  const bitCounts = new Array(32).fill(0)
+  const samples = 5000
+  for (let i = 0; i < samples; i++) {
+    const keyBytes = one(encodeFrame(Opcode.Binary, payload, { mask: true })).subarray(2, 6)
+    const key = keyBytes.toString('hex')
     if (key === previous) repeats++
     if (key === '00000000') zeroKeys++
+    distinct.add(key)
+    const word = keyBytes.readUInt32BE(0)
+    for (let bit = 0; bit < 32; bit++) bitCounts[bit] += (word >>> bit) & 1
     previous = key
   }
   t.equal(repeats, 0, 'no key repeats the one before it')
   t.ok(zeroKeys <= 1, 'keys are not left zeroed')
+  // Random 32-bit keys: 5000 draws collide with probability ~0.3%; a counter or
+  // a short cycle would also show as bits stuck near 0 or 1.
+  t.ok(distinct.size >= samples - 2, `${distinct.size} distinct keys in ${samples}`)
+  const skewed = bitCounts.filter((n) => Math.abs(n / samples - 0.5) > 0.05)
+  t.same(skewed, [], 'every key bit is set about half the time (unpredictable, not a counter)')
 })
 
 t.test('close frames', async (t) => {

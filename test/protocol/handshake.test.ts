@@ -158,7 +158,7 @@ t.test('Sec-WebSocket-Version must be 13, else 426 with Sec-WebSocket-Version: 1
 })
 
 t.test('subprotocol and extension headers must parse', async (t) => {
-  for (const value of ['chat, chat', 'chat,', 'ch at', '']) {
+  for (const value of ['chat, chat', ',', 'ch at', '']) {
     const r = refusal(request({ headers: { 'sec-websocket-protocol': value } }))
     t.equal(r.status, 400, `protocols ${JSON.stringify(value)}: 400`)
     t.match(r.reason, /Sec-WebSocket-Protocol/, `protocols ${JSON.stringify(value)}: the reason names the rule`)
@@ -359,7 +359,7 @@ t.test('client: validateServerResponse', async (t) => {
     ['an unoffered protocol', (h) => { h.headers['sec-websocket-protocol'] = 'mqtt' }, /subprotocol "mqtt"/],
     ['a protocol when none were offered', () => {}, /subprotocol/, []],
     ['two protocols', (h) => { h.headers['sec-websocket-protocol'] = 'chat, superchat' }, /subprotocol/],
-    ['a malformed protocol', (h) => { h.headers['sec-websocket-protocol'] = 'chat,' }, /subprotocol/]
+    ['a malformed protocol', (h) => { h.headers['sec-websocket-protocol'] = 'ch at' }, /subprotocol/]
   ]
   for (const [name, change, error, offered] of cases) {
     const h = head()

@@ -49,3 +49,25 @@ t.test('the client request builder refuses line breaks in the path and host', as
   t.throws(() => buildClientRequest({ path: '/x\r\nEvil: 1', host: 'h', key: 'dGhlIHNhbXBsZSBub25jZQ==' }), SyntaxError)
   t.throws(() => buildClientRequest({ path: '/x', host: 'h\r\nEvil: 1', key: 'dGhlIHNhbXBsZSBub25jZQ==' }), SyntaxError)
 })
+
+t.test('tiny fragments padded with pongs do not pin the chunks they came in', async (t) => {
+  // Each chunk carries a 1-byte fragment and ~62 KiB of unsolicited pongs. A parser
+  // that kept fragments as views of their chunks would hold every chunk until the
+  // message ends: 2000 chunks would pin ~124 MiB for a 2000-byte message.
+  const messages: Buffer[] = []
+  const parser = new FrameParser({ role: 'client', maxMessageSize: 1 << 20 }, sink(messages))
+  const pong = Buffer.concat(encodeFrame(Opcode.Pong, Buffer.alloc(125)))
+  const padding = Buffer.concat(new Array(500).fill(pong))
+  const fragment = (opcode: number, fin: boolean): Buffer => Buffer.concat(encodeFrame(opcode, Buffer.of(0x61), { fin }))
+  const count = 2000
+  const before = process.memoryUsage().arrayBuffers
+  for (let i = 0; i < count; i++) {
+    const chunk = Buffer.concat([fragment(i === 0 ? Opcode.Binary : Opcode.Continuation, false), padding])
+    parser.push(chunk)
+  }
+  const grown = process.memoryUsage().arrayBuffers - before
+  t.ok(grown < 16 * 1024 * 1024, `array buffers grew by ${grown} bytes while ${count} one-byte fragments were open`)
+  parser.push(fragment(Opcode.Continuation, true))
+  t.equal(messages.length, 1)
+  t.ok(messages[0].equals(Buffer.alloc(count + 1, 0x61)), 'the message is intact')
+})

@@ -213,6 +213,19 @@ t.test('fail()', async (t) => {
   t.equal(afterClose.h.closeTransportCalls, 1, 'but the transport is closed')
 })
 
+t.test('fail() with a code that may not go on the wire still fails the connection', async (t) => {
+  for (const [code, wire] of [[1005, ''], [1006, null], [1015, null], [999, null]] as const) {
+    const { p, h } = setup('server')
+    t.doesNotThrow(() => p.fail(code, 'reason'), `fail(${code}) does not throw`)
+    const frames = h.frames()
+    if (wire === null) t.same(frames, [], `${code}: no close frame`)
+    else t.same(frames.map(summary), [{ opcode: CLOSE, masked: false, payload: wire }], `${code}: a close frame without a status`)
+    t.equal(h.closeTransportCalls, 1, `${code}: the transport is closed`)
+    t.equal(p.readyState, ReadyState.CLOSING)
+    t.throws(() => p.send('x'), /closing/, `${code}: nothing more can be sent`)
+  }
+})
+
 t.test('transportClosed() without a close frame', async (t) => {
   const { p, h } = setup('server')
   p.transportClosed()
