@@ -133,6 +133,7 @@ function errorBody (status: number, message: string): { statusCode: number, erro
 
 const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async function websocketPlugin (fastify, options) {
   const settings = resolveSettings(DEFAULTS, options)
+  RouteMessages.checkSettings(settings, 'fastify-rfc6455')
   const clients = new Set<WebSocketConnection<FastifyRequest>>()
   const routes = new WeakMap<Function, WsRoute>()
   let closing = false

@@ -57,6 +57,33 @@ describe('TypeBox', () => {
     })
   })
 
+  test('numeric tags: each handler gets its variant, not never', () => {
+    const Numbered = Type.Union([
+      Type.Object({ v: Type.Literal(1), a: Type.String() }),
+      Type.Object({ v: Type.Literal(2), b: Type.Number() })
+    ])
+    typed.get('/v', { websocket: true, schema: { message: Numbered } }, (conn) => {
+      conn.onJson('v', {
+        1: (msg) => {
+          expect(msg).type.toBe<{ v: 1, a: string }>()
+        },
+        2: (msg) => {
+          expect(msg).type.toBe<{ v: 2, b: number }>()
+        }
+      })
+      conn.onJson('v', {
+        '1': (msg) => {
+          expect(msg.a).type.toBe<string>()
+        },
+        '2': (msg) => {
+          expect(msg.b).type.toBe<number>()
+        }
+      })
+      expect(conn.onJson).type.not.toBeCallableWith('v', { 1: () => {} })
+      expect(conn.onJson).type.not.toBeCallableWith('v', { 1: (msg: { v: 2 }) => msg, 2: () => {} })
+    })
+  })
+
   test('iterates over typed messages', () => {
     typed.get('/chat', { websocket: true, schema: { message: Join } }, async (conn) => {
       for await (const msg of conn.messages()) {

@@ -26,6 +26,9 @@ interface Log {
 /** Returned by `decode` for a binary message the policy drops or closes on. */
 export const SKIP: unique symbol = Symbol('fastify-rfc6455.skip')
 
+// What `check` returns for a value the validator refused (its errors wait in `lastErrors`).
+const INVALID: unique symbol = Symbol('fastify-rfc6455.invalid')
+
 const OPEN = 1
 const INVALID_POLICIES = new Set(['reply', 'close', 'ignore'])
 const BINARY_POLICIES = new Set(['close', 'error', 'ignore', 'json'])
@@ -68,6 +71,8 @@ export class RouteMessages {
   private compiled = false
   private validatorPending = false
   private serializerPending = false
+  // A schema that failed to compile refuses every upgrade, not only the first.
+  private compileError: unknown = undefined
   private messageSchema: unknown = undefined
   private outgoingSchema: unknown = undefined
 
@@ -76,6 +81,9 @@ export class RouteMessages {
   private variantValidators: Validator[] | null = null
   private variantKeys: Map<string, Map<unknown, number>> | null = null
   private primaryKey: string | null = null
+  // For a split union, a tag that names no variant may still pass the whole union once coerced.
+  private unionValidator: Validator | null = null
+  private lastErrors: unknown = undefined
   private formatter: ((errors: any[], dataVar: any) => Error) | undefined = undefined
 
   // Outgoing, likewise.
@@ -87,6 +95,11 @@ export class RouteMessages {
   // Ajv can replace the root value (type coercion) only through its parent: one holder, reused.
   private readonly holder: { message: unknown } = { message: undefined }
   private readonly holderContext: object
+
+  /** `checkMessageSettings`, for the plugin's own options (so a bad one fails at register, not at the first route). */
+  static checkSettings (settings: JsonMessageSettings, where: string): void {
+    checkMessageSettings(settings, where)
+  }
 
   constructor (instance: FastifyInstance, routeOptions: RouteOptions, settings: JsonMessageSettings & { highWaterMark: number }) {
     checkMessageSettings(settings, `WebSocket route ${String(routeOptions.method)} ${routeOptions.url}`)
@@ -116,6 +129,15 @@ export class RouteMessages {
   compile (compilers: CompilerCache): void {
     if (this.compiled) return
     this.compiled = true
+    try {
+      this.compileNow(compilers)
+    } catch (error) {
+      this.compileError = error
+      throw error
+    }
+  }
+
+  private compileNow (compilers: CompilerCache): void {
     const { method, url } = this.routeOptions
     const schema = this.routeOptions.schema as { message?: unknown, outgoing?: unknown } | undefined
     this.messageSchema = unwrapSchema(schema?.message)
@@ -149,13 +171,21 @@ export class RouteMessages {
    */
   prepare (compilers: CompilerCache, request: FastifyRequest, reply: FastifyReply): void {
     if (!this.compiled) this.compile(compilers)
-    if (this.validatorPending) {
-      this.validatorPending = false
-      this.compileIncoming((s) => request.compileValidationSchema(s as any, 'message' as any) as Validator)
-    }
-    if (this.serializerPending) {
-      this.serializerPending = false
-      this.compileOutgoing((s) => reply.compileSerializationSchema(s as any))
+    // Remembered rather than retried: the schemas cannot change after ready, and
+    // recompiling on every upgrade would hand clients a cheap way to burn CPU.
+    if (this.compileError !== undefined) throw this.compileError
+    try {
+      if (this.validatorPending) {
+        this.compileIncoming((s) => request.compileValidationSchema(s as any, 'message' as any) as Validator)
+        this.validatorPending = false
+      }
+      if (this.serializerPending) {
+        this.compileOutgoing((s) => reply.compileSerializationSchema(s as any))
+        this.serializerPending = false
+      }
+    } catch (error) {
+      this.compileError = error
+      throw error
     }
   }
 
@@ -167,7 +197,11 @@ export class RouteMessages {
         this.validate = checkValidator(compile(this.messageSchema))
         return
       }
-      this.variantValidators = split.branches.map((branch) => checkValidator(compile(branch)))
+      const variants = split.branches.map((branch) => checkValidator(compile(branch)))
+      // After the branches: Ajv refuses a branch's root $id once a union compiled first has registered it.
+      const union = checkValidator(compile(this.messageSchema))
+      this.variantValidators = variants
+      this.unionValidator = union
       this.variantKeys = split.keys
       this.primaryKey = split.keys.keys().next().value!
     } catch (error) {
@@ -183,8 +217,9 @@ export class RouteMessages {
         this.serializeWhole = checkSerializer(compile(this.outgoingSchema))
         return
       }
-      this.variantSerializers = split.branches.map((branch) => checkSerializer(compile(branch)))
+      const serializers = split.branches.map((branch) => checkSerializer(compile(branch)))
       const [key, map] = split.keys.entries().next().value!
+      this.variantSerializers = serializers
       this.outgoingKey = key
       this.outgoingMap = map
     } catch (error) {
@@ -223,10 +258,33 @@ export class RouteMessages {
 
     if (this.variantValidators !== null) {
       const key = discriminator !== null && this.variantKeys!.has(discriminator) ? discriminator : this.primaryKey!
-      return this.run(this.variantValidators[this.variantIndex(value, key)], value)
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw this.notAnObject()
+      const index = this.variantKeys!.get(key)!.get((value as Record<string, unknown>)[key])
+      if (index !== undefined) return this.run(this.variantValidators[index], value)
+      return this.decodeUntagged(value, key)
     }
     if (this.validate !== null) value = this.run(this.validate, value)
     return value
+  }
+
+  /**
+   * A message whose tag names no variant as sent. Splitting matched the tag
+   * strictly, but the validator Fastify would use on the whole union may
+   * coerce it (`"1"` for `const: 1` under the default Ajv options), so that
+   * validator decides whether the message is valid.
+   */
+  private decodeUntagged (value: object, key: string): unknown {
+    const map = this.variantKeys!.get(key)!
+    const tag = (value as Record<string, unknown>)[key]
+    const checked = this.check(this.unionValidator!, value)
+    this.lastErrors = undefined // one error per branch: naming the bad tag says more
+    if (checked !== INVALID && checked !== null && typeof checked === 'object' && map.has((checked as Record<string, unknown>)[key])) {
+      return checked
+    }
+    if (tag === undefined) {
+      throw this.validationError([{ instancePath: '', keyword: 'required', params: { missingProperty: key }, message: `must have required property '${key}'` }])
+    }
+    throw unknownType(key, tag, [...map.keys()])
   }
 
   /** The tag of a message that passed validation, checked against the handlers. */
@@ -237,23 +295,20 @@ export class RouteMessages {
     throw unknownType(discriminator, tag, Object.keys(handlers))
   }
 
-  private variantIndex (value: unknown, key: string): number {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw this.notAnObject()
-    const map = this.variantKeys!.get(key)!
-    const tag = (value as Record<string, unknown>)[key]
-    const index = map.get(tag)
-    if (index !== undefined) return index
-    if (tag === undefined) {
-      throw this.validationError([{ instancePath: '', keyword: 'required', params: { missingProperty: key }, message: `must have required property '${key}'` }])
-    }
-    throw unknownType(key, tag, [...map.keys()])
-  }
-
   private notAnObject (): InvalidMessageError {
     return this.validationError([{ instancePath: '', keyword: 'type', params: { type: 'object' }, message: 'must be object' }])
   }
 
   private run (validate: Validator, value: unknown): unknown {
+    const checked = this.check(validate, value)
+    if (checked !== INVALID) return checked
+    const errors = this.lastErrors
+    this.lastErrors = undefined
+    throw this.validationError(errors)
+  }
+
+  /** The validated (possibly coerced) value, or INVALID with the errors in `lastErrors`. */
+  private check (validate: Validator, value: unknown): unknown {
     let result: unknown
     if (validate.schemaEnv !== undefined) {
       // An Ajv function: let it coerce the root value through the holder.
@@ -265,13 +320,19 @@ export class RouteMessages {
       result = validate(value)
     }
     if (result === true) return value
-    if (result === false) throw this.validationError(validate.errors as MessageValidationIssue[] | undefined)
+    if (result === false) {
+      this.lastErrors = validate.errors
+      return INVALID
+    }
     if (result !== null && typeof result === 'object') {
       if (typeof (result as any).then === 'function') {
         throw new TypeError('asynchronous validators are not supported for WebSocket messages')
       }
       const error = (result as { error?: unknown }).error
-      if (error !== undefined && error !== null && error !== false) throw this.validationError(error)
+      if (error !== undefined && error !== null && error !== false) {
+        this.lastErrors = error
+        return INVALID
+      }
       if ('value' in result) return (result as { value: unknown }).value
     }
     return value

@@ -131,9 +131,11 @@ const ANNOTATIONS = new Set(['$id', '$schema', '$comment', 'title', 'description
  * Recognises a discriminated union: `anyOf` / `oneOf` of inline object
  * schemas, each requiring the same property with a distinct constant
  * (`const`, or a one-value `enum`) — what `Type.Union([Type.Object({ type:
- * Type.Literal('join'), … }), …])` produces. Validating the branch the tag
- * selects is equivalent to validating the union, reports the branch's own
- * errors instead of every branch's, and costs one branch instead of many.
+ * Type.Literal('join'), … }), …])` produces. When the tag, as sent, names
+ * a branch, validating that branch is equivalent to validating the union,
+ * reports the branch's own errors instead of every branch's, and costs one
+ * branch instead of many. A tag that names none may still be valid once the
+ * union's validator coerces it, so the codec keeps that validator as well.
  * Returns null for anything else (including branches with `$ref`s, which
  * may point into the union's root).
  */

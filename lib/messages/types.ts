@@ -69,9 +69,18 @@ export type DiscriminatorOf<In> = unknown extends In ? string : keyof In & strin
 type TagOf<In, K extends PropertyKey> = In extends { readonly [P in K]: infer V } ? V & (string | number) : never
 
 /**
+ * The variants of `In` whose `K` is `V`, compared as property names: when
+ * TypeScript types a handler from the object literal, `V` is the key as
+ * written, the string `"1"` for the variant tagged with the number `1`.
+ */
+type VariantOf<In, K extends PropertyKey, V> = In extends { readonly [P in K]: infer T }
+  ? `${T & (string | number)}` extends `${V & (string | number)}` ? In : never
+  : never
+
+/**
  * One handler per variant of `In`, keyed by the value of its `K` property;
  * each receives its variant. All variants must be handled.
  */
 export type VariantHandlers<In, K extends PropertyKey, Conn> = unknown extends In
   ? Record<string, JsonMessageHandler<Record<string, unknown>, Conn>>
-  : { [V in TagOf<In, K>]: JsonMessageHandler<Extract<In, { readonly [P in K]: V }>, Conn> }
+  : { [V in TagOf<In, K>]: JsonMessageHandler<VariantOf<In, K, V>, Conn> }

@@ -75,7 +75,7 @@ t.test('an unknown variant closes with 1008 under the close policy', async (t) =
   t.same(await client.closed, { code: 1008, reason: 'unknown message type' })
 })
 
-t.test('the compiler sees each variant once, not the union', async (t) => {
+t.test('the compiler sees each variant once, then the union once, at startup', async (t) => {
   const app = await build(t)
   const seen: unknown[] = []
   const compiler: FastifySchemaCompiler<any> = ({ schema }) => {
@@ -86,11 +86,136 @@ t.test('the compiler sees each variant once, not the union', async (t) => {
     conn.onJson('type', { join: () => conn.send('j'), say: () => conn.send('s'), leave: () => conn.send('l') })
   })
   await app.ready()
-  t.same(seen, [Join, Say, Leave])
+  t.same(seen, [Join, Say, Leave, Incoming])
   const client = await connect(app, '/v')
   client.send({ type: 'say' })
   t.equal((await client.next()).data.toString(), 's')
-  t.equal(seen.length, 3)
+  client.send({ type: 'dance' })
+  t.match(await client.json(), { code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE' }, 'a union validator that accepts anything still needs a known tag')
+  t.equal(seen.length, 4)
+})
+
+const Numbered = Type.Union([
+  Type.Object({ v: Type.Literal(1), a: Type.String() }),
+  Type.Object({ v: Type.Literal(2), b: Type.Number() })
+])
+
+t.test("a tag that names no variant as sent gets the whole union's validation, coercion included, as an HTTP body would", async (t) => {
+  const app = (await build(t)).withTypeProvider<TypeBoxTypeProvider>()
+  app.post('/http', { schema: { body: Numbered } }, async (req) => req.body)
+  app.get('/handlers', { websocket: true, schema: { message: Numbered } }, (conn) => {
+    conn.onJson('v', {
+      1: (msg) => conn.sendJson({ handler: 1, msg: { ...msg } }),
+      2: (msg) => conn.sendJson({ handler: 2, msg: { ...msg } })
+    })
+  })
+  app.get('/plain', { websocket: true, schema: { message: Numbered } }, (conn) => {
+    conn.onJson((msg) => conn.sendJson(msg))
+  })
+  app.get('/iter', { websocket: true, schema: { message: Numbered } }, async (conn) => {
+    for await (const msg of conn.messages()) conn.sendJson(msg)
+  })
+
+  const http = await app.inject({ method: 'POST', url: '/http', payload: { v: '1', a: 'x' } })
+  t.same(http.json(), { v: 1, a: 'x' }, 'Fastify coerces the tag of a body')
+
+  const handlers = await connect(app, '/handlers')
+  handlers.send({ v: '1', a: 'x' })
+  t.same(await handlers.json(), { handler: 1, msg: { v: 1, a: 'x' } }, 'dispatched by the coerced tag')
+  handlers.send({ v: '2', b: '5' })
+  t.same(await handlers.json(), { handler: 2, msg: { v: 2, b: 5 } })
+
+  const plain = await connect(app, '/plain')
+  plain.send({ v: '2', b: 7 })
+  t.same(await plain.json(), { v: 2, b: 7 }, 'onJson(handler) too')
+  const iter = await connect(app, '/iter')
+  iter.send({ v: '1', a: 'y' })
+  t.same(await iter.json(), { v: 1, a: 'y' }, 'messages() too')
+
+  handlers.send({ v: 1 })
+  t.same(await handlers.json(), {
+    statusCode: 400,
+    code: 'FST_ERR_VALIDATION',
+    error: 'Bad Request',
+    message: "message must have required property 'a'",
+    validation: [{ instancePath: '', keyword: 'required', message: "must have required property 'a'", params: { missingProperty: 'a' } }]
+  }, "a strict tag still gets its variant's own errors")
+  handlers.send({ v: '1' })
+  t.match(await handlers.json(), { code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE', validation: [{ params: { tagValue: '1' } }] }, 'no variant as sent, and the union refuses it')
+  handlers.send({ v: '3', a: 'x' })
+  t.match(await handlers.json(), {
+    code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE',
+    message: 'message/v must be one of the known message types (1, 2), got "3"',
+    validation: [{ params: { tagValue: '3', allowedValues: [1, 2] } }]
+  })
+  handlers.send({ a: 'x' })
+  t.match(await handlers.json(), { code: 'FST_ERR_VALIDATION', message: "message must have required property 'v'" })
+})
+
+t.test('without coercion, a tag of the wrong type is an unknown variant', async (t) => {
+  const app = await build(t, {}, { ajv: { customOptions: { coerceTypes: false } } })
+  app.get('/v', { websocket: true, schema: { message: Numbered } }, (conn) => {
+    conn.onJson((msg) => conn.sendJson(msg))
+  })
+  const client = await connect(app, '/v')
+  client.send({ v: '1', a: 'x' })
+  t.match(await client.json(), { code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE', validation: [{ params: { tagValue: '1' } }] })
+  client.send({ v: 1, a: 'x' })
+  t.same(await client.json(), { v: 1, a: 'x' })
+})
+
+t.test('the union validator behind the fallback is compiled once per route, not per connection or message', async (t) => {
+  const app = await build(t)
+  const compiled: string[] = []
+  // Coerces a string tag only in the whole union, as a coercing Ajv would.
+  const compiler: FastifySchemaCompiler<any> = ({ schema }) => {
+    const s = schema as { anyOf?: unknown[], properties?: { v: { const: number } } }
+    if (s.anyOf !== undefined) {
+      compiled.push('union')
+      return (data: any) => {
+        const v = Number(data?.v)
+        return v === 1 || v === 2 ? { value: { ...data, v } } : { error: new Error('no branch matches') }
+      }
+    }
+    const tag = s.properties!.v.const
+    compiled.push(`variant ${tag}`)
+    return (data: any) => data?.v === tag ? { value: data } : { error: new Error(`v must be ${tag}`) }
+  }
+  app.get('/a', { websocket: true, schema: { message: Numbered }, validatorCompiler: compiler }, (conn) => {
+    conn.onJson('v', { 1: (msg) => conn.sendJson({ one: msg }), 2: (msg) => conn.sendJson({ two: msg }) })
+  })
+  app.get('/b', { websocket: true, schema: { message: Numbered }, validatorCompiler: compiler }, (conn) => {
+    conn.onJson((msg) => conn.sendJson(msg))
+  })
+  await app.ready()
+  t.same(compiled, ['variant 1', 'variant 2', 'union', 'variant 1', 'variant 2', 'union'], 'at startup, once per route')
+  for (let i = 0; i < 2; i++) {
+    const a = await connect(app, '/a')
+    const b = await connect(app, '/b')
+    for (let j = 0; j < 3; j++) {
+      a.send({ v: '2', n: j })
+      t.same(await a.json(), { two: { v: 2, n: j } })
+      b.send({ v: '1', n: j })
+      t.same(await b.json(), { v: 1, n: j })
+      a.send({ v: 'x' })
+      t.match(await a.json(), { code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE' })
+    }
+  }
+  t.equal(compiled.length, 6, 'never again')
+})
+
+t.test("branches with their own $id compile with Fastify's Ajv, union included", async (t) => {
+  const app = await build(t)
+  const A = Type.Object({ kind: Type.Literal('a'), n: Type.Integer() }, { $id: 'VariantA' })
+  const B = Type.Object({ kind: Type.Literal('b') }, { $id: 'VariantB' })
+  app.get('/ids', { websocket: true, schema: { message: Type.Union([A, B]) } }, (conn) => {
+    conn.onJson((msg) => conn.sendJson(msg))
+  })
+  const client = await connect(app, '/ids')
+  client.send({ kind: 'a', n: '3' })
+  t.same(await client.json(), { kind: 'a', n: 3 })
+  client.send({ kind: 'c' })
+  t.match(await client.json(), { code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE' })
 })
 
 t.test('a union that is not discriminated is validated whole; handlers are then picked by the property', async (t) => {

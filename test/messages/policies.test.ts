@@ -1,5 +1,6 @@
 import t from 'tap'
-import { CloseCode, InvalidMessageError, type InvalidMessagePolicy, type BinaryMessagePolicy } from '../../lib/index.js'
+import Fastify from 'fastify'
+import websocket, { CloseCode, InvalidMessageError, type InvalidMessagePolicy, type BinaryMessagePolicy } from '../../lib/index.js'
 import { build, captureLogs, connect, type Inbox } from './helpers.js'
 
 const Message = {
@@ -189,6 +190,19 @@ t.test('unknown policies fail at registration', async (t) => {
   t.throws(() => app.get('/b', { websocket: { onBinaryMessage: 'base64' as any } }, () => {}), /onBinaryMessage must be 'close', 'error', 'ignore' or 'json'/)
 })
 
+t.test('unknown plugin-level policies fail at register, with no route declared', async (t) => {
+  await t.rejects(async () => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(websocket, { onInvalidMessage: 'x' as any })
+  }, { name: 'TypeError', message: /^fastify-rfc6455: onInvalidMessage must be 'reply', 'close', 'ignore' or a function, got "x"$/ })
+  await t.rejects(async () => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(websocket, { onBinaryMessage: 'text' as any })
+  }, { name: 'TypeError', message: /^fastify-rfc6455: onBinaryMessage must be 'close', 'error', 'ignore' or 'json', got "text"$/ })
+})
+
 t.test('the policies apply to messages() too', async (t) => {
   const app = await build(t)
   app.get('/iter', { websocket: { onInvalidMessage: 'close' }, schema: { message: Message } }, async (conn) => {
@@ -199,4 +213,26 @@ t.test('the policies apply to messages() too', async (t) => {
   t.same(await client.json(), { n: 1 })
   client.send({ n: '1x' })
   t.equal((await client.closed).code, 1008)
+})
+
+t.test("messages(): a binary message closes with 1003 under the default 'close', and ends the loop", async (t) => {
+  const app = await build(t)
+  let ended!: () => void
+  const loopEnded = new Promise<void>((resolve) => { ended = resolve })
+  const seen: unknown[] = []
+  app.get('/iter', { websocket: true, schema: { message: Message } }, async (conn) => {
+    for await (const msg of conn.messages()) {
+      seen.push(msg)
+      conn.sendJson(msg)
+    }
+    ended()
+  })
+  const client = await connect(app, '/iter')
+  client.send({ n: 1 })
+  t.same(await client.json(), { n: 1 })
+  client.conn.send(Buffer.from('{"n":2}'))
+  client.send({ n: 3 }) // after the binary one: never yielded
+  t.same(await client.closed, { code: CloseCode.UnsupportedData, reason: 'binary messages are not accepted' })
+  await loopEnded
+  t.same(seen, [{ n: 1 }], 'neither the binary message nor the one after it reached the loop')
 })

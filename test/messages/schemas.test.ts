@@ -168,13 +168,17 @@ t.test('instance-level and route-level serializer compilers', async (t) => {
   }
   app.get('/instance', { websocket: true, schema: { outgoing: { type: 'object' } } }, handler)
   app.get('/route', { websocket: true, schema: { outgoing: { type: 'object' } }, serializerCompiler: upper('route') }, handler)
-  const a = await connect(app, '/instance')
-  const b = await connect(app, '/route')
-  a.send({ a: 'x' })
-  b.send({ b: 'y' })
-  t.equal((await a.next()).data.toString(), '{"A":"X"}')
-  t.equal((await b.next()).data.toString(), '{"B":"Y"}')
-  t.same(calls.sort(), ['instance /instance', 'route /route'])
+  await app.ready()
+  t.same(calls.slice().sort(), ['instance /instance', 'route /route'], 'compiled at startup, once per route')
+  for (let i = 0; i < 2; i++) {
+    const a = await connect(app, '/instance')
+    const b = await connect(app, '/route')
+    a.send({ a: 'x' + i })
+    b.send({ b: 'y' + i })
+    t.equal((await a.next()).data.toString(), `{"A":"X${i}"}`)
+    t.equal((await b.next()).data.toString(), `{"B":"Y${i}"}`)
+  }
+  t.same(calls.sort(), ['instance /instance', 'route /route'], 'not again for later connections')
 })
 
 t.test('schemaErrorFormatter of the route, then of the instance', async (t) => {
@@ -245,11 +249,43 @@ t.test('the default compilers need no internals when the route brings its own', 
   t.equal(calls.length, 1, 'a route-level compiler still compiles at startup')
 })
 
-t.test('on the lazy path, a schema that does not compile refuses the upgrade with 500', async (t) => {
+t.test('on the lazy path, a schema that does not compile refuses every upgrade with 500', async (t) => {
   setFastifyInternalsEnabled(false)
   t.teardown(() => setFastifyInternalsEnabled(true))
   const app = await build(t)
-  app.get('/bad', { websocket: true, schema: { message: { $ref: 'missing#' } } }, () => {})
+  let handled = 0
+  app.get('/bad', { websocket: true, schema: { message: { $ref: 'missing#' } } }, () => { handled++ })
+  app.get('/both', {
+    websocket: true,
+    schema: { message: { type: 'object', properties: { a: { $ref: 'missing#' } } }, outgoing: { $ref: 'missing#' } }
+  }, (conn) => {
+    handled++
+    conn.onJson((msg) => conn.sendJson({ ...(msg as object), secret: 1 }))
+  })
   await app.ready()
-  await t.rejects(app.injectWS('/bad'), { name: 'WebSocketUpgradeError', statusCode: 500 })
+  // A failed compile must not leave the route open, unvalidated, to the next upgrades.
+  for (let i = 0; i < 3; i++) {
+    await t.rejects(app.injectWS('/bad'), { name: 'WebSocketUpgradeError', statusCode: 500 }, `/bad, upgrade ${i + 1}`)
+    await t.rejects(app.injectWS('/both'), { name: 'WebSocketUpgradeError', statusCode: 500 }, `/both, upgrade ${i + 1}`)
+  }
+  t.equal(handled, 0, 'no handler ever ran')
+})
+
+t.test('on the lazy path, a failed outgoing schema is not retried into JSON.stringify', async (t) => {
+  setFastifyInternalsEnabled(false)
+  t.teardown(() => setFastifyInternalsEnabled(true))
+  const app = await build(t)
+  let serializerCalls = 0
+  app.setSerializerCompiler(() => {
+    serializerCalls++
+    throw new Error('cannot serialize that')
+  })
+  app.get('/out', { websocket: true, schema: { outgoing: { type: 'object', properties: { a: { type: 'number' } } } } }, (conn) => {
+    conn.sendJson({ a: 1, secret: 1 })
+  })
+  await app.ready()
+  for (let i = 0; i < 3; i++) {
+    await t.rejects(app.injectWS('/out'), { name: 'WebSocketUpgradeError', statusCode: 500 }, `upgrade ${i + 1}`)
+  }
+  t.equal(serializerCalls, 1, 'the failure is remembered, not recompiled per upgrade')
 })
