@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream'
 import type { Server } from 'node:http'
+import { Server as TlsServer } from 'node:tls'
 import { WebSocketConnection } from './connection.js'
 import { createDuplexPair } from './duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from './protocol/client-handshake.js'
@@ -43,12 +44,21 @@ export class WebSocketUpgradeError extends Error {
 
 /**
  * Connects a client to `server` through an in-memory pipe: the server sees
- * an ordinary connection, parses the request with its own HTTP parser and
- * runs the upgrade exactly as for a socket.
+ * an ordinary connection (on an HTTPS server, one whose TLS handshake is
+ * done), parses the request with its own HTTP parser and runs the upgrade
+ * exactly as for a socket.
  */
-export function injectWebSocket (server: Server, path: string, options: InjectWSOptions = {}): Promise<WebSocketConnection<undefined>> {
+export function injectWebSocket (server: Server | TlsServer, path: string, options: InjectWSOptions = {}): Promise<WebSocketConnection<undefined>> {
   const [client, serverEnd] = createDuplexPair()
-  server.emit('connection', serverEnd)
+  if (server instanceof TlsServer) {
+    // A TLS server's 'connection' listener starts a TLS handshake the pipe never
+    // answers; its HTTP parser listens to 'secureConnection', for sockets past it.
+    // The pipe then has to pass for a TLS socket (request.protocol reads `encrypted`).
+    presentAsTlsSocket(serverEnd)
+    server.emit('secureConnection', serverEnd)
+  } else {
+    server.emit('connection', serverEnd)
+  }
   const key = generateKey()
   const protocols = options.protocols ?? []
   client.write(buildClientRequest({
@@ -118,6 +128,22 @@ export function injectWebSocket (server: Server, path: string, options: InjectWS
     client.on('data', onData)
     client.on('end', onEnd)
     client.on('close', onEnd)
+  })
+}
+
+/**
+ * What a server-side TLS socket shows once its handshake is done with a client
+ * that offered no ALPN protocol and no certificate, for code that inspects it
+ * (Fastify's request.protocol, an auth hook reading `authorized`).
+ */
+function presentAsTlsSocket (socket: Duplex): void {
+  Object.assign(socket, {
+    encrypted: true,
+    authorized: false,
+    authorizationError: null,
+    alpnProtocol: false,
+    // Node returns an empty object when the peer sent no certificate.
+    getPeerCertificate: () => ({})
   })
 }
 

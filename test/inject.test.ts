@@ -60,6 +60,17 @@ t.test('the handler sees the request; hooks see the headers passed in options', 
   hosted.terminate()
 })
 
+t.test('on a plain HTTP app the injected request is not taken for TLS', async (t) => {
+  // test/https.test.ts checks the other side: 'https' on an HTTPS app.
+  const app = await build(t)
+  app.get('/proto', { websocket: true }, (conn, req) => {
+    conn.send(JSON.stringify({ protocol: req.protocol, encrypted: (req.socket as { encrypted?: boolean }).encrypted ?? false }))
+  })
+  const client = await app.injectWS('/proto')
+  t.same(JSON.parse((await new Inbox(client).next()).data.toString()), { protocol: 'http', encrypted: false })
+  client.terminate()
+})
+
 t.test('a refused upgrade rejects with WebSocketUpgradeError', async (t) => {
   const app = await build(t)
   app.get('/private', {
