@@ -21,6 +21,21 @@ t.test('the plugin decorates the instance and the request', async (t) => {
   t.equal(app.websocket.settings.closeTimeout, 5000, 'default closeTimeout')
 })
 
+t.test('app.close() removes the upgrade listener the plugin added', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const before = app.server.listenerCount('upgrade')
+  await app.register(websocket)
+  app.get('/echo', { websocket: true }, echo)
+  await listen(app)
+  t.equal(app.server.listenerCount('upgrade'), before + 1, 'one listener while the app runs')
+  const ws = await connect(app, '/echo')
+  const closed = clientClosed(ws)
+  await app.close()
+  t.equal((await closed).code, 1001, 'the open connection was closed on the way')
+  t.equal(app.server.listenerCount('upgrade'), before, 'back to the count before registering')
+})
+
 t.test('invalid plugin settings are refused at registration', async (t) => {
   for (const options of [{ maxMessageSize: -1 }, { maxMessageSize: 1.5 }, { closeTimeout: 0 }]) {
     const app = Fastify()
@@ -163,6 +178,35 @@ t.test('invalid handshakes on a WebSocket route', async (t) => {
   t.test('the handler never ran', async (t) => {
     t.equal(handled, 0)
   })
+})
+
+t.test('an upgrade with a method other than GET on a WebSocket route gets 405', async (t) => {
+  const app = await build(t)
+  let handled = 0
+  const handler = (conn: WebSocketConnection<unknown>): void => {
+    handled++
+    conn.close()
+  }
+  // Only a route that also accepts POST lets a POST upgrade reach the handshake check.
+  // route() types `handler` as an HTTP handler even with `websocket: true` (the typed form is the shorthand).
+  app.route({ method: ['GET', 'POST'], url: '/x', websocket: true, handler: handler as any })
+  app.route({ method: ['GET', 'POST'], url: '/both', handler: async () => ({ plain: true }), wsHandler: handler })
+  await listen(app)
+
+  for (const path of ['/x', '/both']) {
+    const res = await rawRequest(app, handshake(path).replace(/^GET /, 'POST '))
+    t.equal(res.status, 405, `${path}: 405`)
+    t.equal(res.headers.allow, 'GET', `${path}: Allow: GET`)
+    t.match(JSON.parse(res.body), { statusCode: 405, error: 'Method Not Allowed', message: /must be a GET request, not POST/ }, `${path}: the body names the rule`)
+    await res.peer.end()
+    t.ok(res.peer.ended, `${path}: the connection ends`)
+  }
+
+  const ok = await rawUpgrade(app, '/x')
+  t.equal(ok.response.status, 101, 'a GET upgrade on the same route is accepted')
+  t.equal(parseClose(await ok.peer.frame()).code, 1005, 'and reaches the handler')
+  ok.peer.destroy()
+  t.equal(handled, 1, 'the handler ran for the GET only')
 })
 
 t.test('per-route settings override the plugin settings', async (t) => {
