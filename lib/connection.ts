@@ -44,6 +44,12 @@ export interface ConnectionOptions {
 const CONCAT_LIMIT = 16 * 1024
 
 const kConnection = Symbol('fastify-rfc6455.connection')
+/**
+ * @internal Emitted when the transport is gone, even while the public `close`
+ * event is held back for a handler that has not started listening yet: the
+ * plugin's bookkeeping (open connections, shutdown) must not wait for user code.
+ */
+export const kTransportClosed = Symbol('fastify-rfc6455.transportClosed')
 type BoundSocket = Duplex & { [kConnection]: WebSocketConnection }
 
 const PAUSE_PENDING = 1 // held messages for a handler that is not listening yet passed maxPendingBytes
@@ -53,7 +59,12 @@ const PAUSE_STARTING = 4 // a client connection waits for its creator to attach 
 interface PendingMessage {
   data: Buffer
   isBinary: boolean
+  /** What holding it costs: its bytes, or the whole chunk it is a view of, plus the entry. */
+  cost: number
 }
+
+// Bookkeeping per held message, so a flood of empty messages is bounded too.
+const HELD_ENTRY_COST = 64
 
 /**
  * One WebSocket connection: binds the sans-I/O protocol to a socket (or any
@@ -99,6 +110,15 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   // Why reading from the socket is paused (PAUSE_* bits); it resumes when none is left.
   private pauseReasons = 0
   private iterators: Set<MessageIterator> | null = null
+  // The last ArrayBuffer a held message viewed: it is counted once, in full.
+  private lastHeldBuffer: ArrayBufferLike | null = null
+  // The route handler has not finished (an async handler still awaiting): hold
+  // messages and the `close` event for it. Once it has, messages nobody listens
+  // to are dropped instead, so a send-only route cannot be made to buffer.
+  private handlerRunning = false
+  private dropUnconsumed = false
+  // The transport closed while the handler was still running and not listening.
+  private closeDeferred = false
 
   constructor (socket: Duplex, request: Request, options: ConnectionOptions) {
     super()
@@ -241,11 +261,34 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   }
 
   /** @internal Puts back messages an iterator took but its consumer never read. */
-  requeue (messages: PendingMessage[]): void {
+  requeue (messages: Array<{ data: Buffer, isBinary: boolean }>): void {
     if (messages.length === 0 || this.closedEmitted) return
-    for (const m of messages) this.pendingBytes += m.data.length
-    this.pending = this.pending === null ? messages : messages.concat(this.pending)
+    const held = messages.map((m) => ({ data: m.data, isBinary: m.isBinary, cost: m.data.length + HELD_ENTRY_COST }))
+    for (const m of held) this.pendingBytes += m.cost
+    this.pending = this.pending === null ? held : held.concat(this.pending)
     this.schedulePendingDelivery()
+  }
+
+  /** @internal The route handler was called and returned a promise that has not settled yet. */
+  handlerStarted (): void {
+    this.handlerRunning = true
+  }
+
+  /**
+   * @internal The route handler is done. From now on, messages that nobody
+   * listens to are dropped; a `close` held back for the handler is emitted.
+   */
+  handlerSettled (): void {
+    this.handlerRunning = false
+    this.dropUnconsumed = true
+    if (this.pending !== null && !this.hasConsumer()) {
+      this.logDebug({ messages: this.pending.length }, 'websocket handler finished without listening for messages; dropping those received')
+      this.pending = null
+      this.pendingBytes = 0
+      this.lastHeldBuffer = null
+      this.resumeFrom(PAUSE_PENDING)
+    }
+    if (this.closeDeferred) this.deliverPending()
   }
 
   /** @internal */
@@ -285,6 +328,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   /** @internal */
   deliver (data: Buffer, isBinary: boolean): void {
     if (this.pending !== null || !this.hasConsumer()) {
+      if (this.dropUnconsumed && this.pending === null) return
       this.hold(data, isBinary)
       return
     }
@@ -349,14 +393,49 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       const err = new Error('the connection closed before the message was sent')
       for (const cb of callbacks) cb(err)
     }
+    if (this.closedEmitted || this.closeDeferred) return
+    this.emitSafely(kTransportClosed)
+    if (this.handlerRunning && !this.hasConsumer()) {
+      // An async handler still awaiting would attach its listeners to a closed
+      // connection and never hear of the messages or the close: keep both for it.
+      this.closeDeferred = true
+      return
+    }
+    if (this.pending !== null && this.hasConsumer()) {
+      this.closeDeferred = true // emitted once the held messages are delivered
+      return
+    }
+    this.emitClose()
+  }
+
+  private emitClose (): void {
     if (this.closedEmitted) return
     this.closedEmitted = true
+    this.closeDeferred = false
     // Messages still held for a handler that never listened are dropped with the connection.
     this.pending = null
+    this.pendingBytes = 0
     if (this.iterators !== null) {
       for (const it of this.iterators) it.end()
     }
-    this.emit('close', this.core.closeCode, this.core.closeReason)
+    this.emitSafely('close', this.core.closeCode, this.core.closeReason)
+  }
+
+  /** True once `close` was emitted: no further events come. */
+  get closeEmitted (): boolean {
+    return this.closedEmitted
+  }
+
+  /**
+   * Emits an event; a listener that throws is handled like a failing
+   * `message` listener instead of escaping into the socket's event handlers.
+   */
+  private emitSafely (event: string | symbol, a?: unknown, b?: unknown): void {
+    try {
+      this.emit(event, a, b)
+    } catch (error) {
+      this.listenerFailed(error)
+    }
   }
 
   /** @internal */
@@ -400,7 +479,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   checkDrain (): void {
     if (this.needDrain && this.bufferedAmount < this.highWaterMark) {
       this.needDrain = false
-      this.emit('drain')
+      this.emitSafely('drain')
     }
   }
 
@@ -420,15 +499,22 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   }
 
   private hold (data: Buffer, isBinary: boolean): void {
+    // A message may be a view of a larger chunk that holding it keeps alive:
+    // count that chunk, once, so tiny messages cannot pin unbounded memory.
+    let cost = data.length + HELD_ENTRY_COST
+    if (data.buffer !== this.lastHeldBuffer) {
+      this.lastHeldBuffer = data.buffer
+      cost += data.buffer.byteLength - data.length
+    }
     if (this.pending === null) this.pending = []
-    this.pending.push({ data, isBinary })
-    this.pendingBytes += data.length
+    this.pending.push({ data, isBinary, cost })
+    this.pendingBytes += cost
     if (this.pendingBytes > this.maxPendingBytes) this.pauseFor(PAUSE_PENDING)
   }
 
   /** @internal */
   schedulePendingDelivery (): void {
-    if (this.pending !== null) queueMicrotask(() => this.deliverPending())
+    if (this.pending !== null || this.closeDeferred) queueMicrotask(() => this.deliverPending())
   }
 
   private deliverPending (): void {
@@ -437,12 +523,16 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       if (item === undefined) {
         this.pending = null
         this.pendingBytes = 0
+        this.lastHeldBuffer = null
         break
       }
-      this.pendingBytes -= item.data.length
+      this.pendingBytes -= item.cost
       this.dispatch(item.data, item.isBinary)
     }
     if (this.pending === null) this.resumeFrom(PAUSE_PENDING)
+    // A held-back close follows the held messages; someone who only waits for
+    // the close (no message listener) gets it too, without the messages.
+    if (this.closeDeferred && (this.pending === null || this.listenerCount('close') > 0)) this.emitClose()
   }
 
   /** @internal */
@@ -452,8 +542,9 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 }
 
 function onNewListener (this: WebSocketConnection, event: string | symbol): void {
-  // The listener is added right after this event: deliver held messages once it is.
-  if (event === 'message') this.schedulePendingDelivery()
+  // The listener is added right after this event: deliver held messages (and a
+  // held-back close) once it is, and once the rest of the caller's code has run.
+  if (event === 'message' || event === 'close') this.schedulePendingDelivery()
 }
 
 function flushTick (conn: WebSocketConnection): void {
@@ -493,7 +584,7 @@ function onSocketError (this: BoundSocket, err: Error): void {
   const conn = this[kConnection]
   // Resets and timeouts are part of life on the network: they end in `close` with 1006.
   conn.logDebug({ err }, 'websocket socket error')
-  if (conn.listenerCount('error') > 0) conn.emit('error', err)
+  if (conn.listenerCount('error') > 0) conn['emitSafely']('error', err)
 }
 
 function onSocketDrain (this: BoundSocket): void {
@@ -516,16 +607,16 @@ class SocketBinding implements ProtocolHandler {
   }
 
   onPing (data: Buffer): void {
-    this.conn.emit('ping', data)
+    this.conn['emitSafely']('ping', data)
   }
 
   onPong (data: Buffer): void {
-    this.conn.emit('pong', data)
+    this.conn['emitSafely']('pong', data)
   }
 
   onError (error: Error): void {
     this.conn.logDebug({ err: error }, 'websocket protocol error')
-    if (this.conn.listenerCount('error') > 0) this.conn.emit('error', error)
+    if (this.conn.listenerCount('error') > 0) this.conn['emitSafely']('error', error)
   }
 
   onCloseFrame (): void {
@@ -547,7 +638,8 @@ class MessageIterator implements AsyncIterableIterator<{ data: Buffer, isBinary:
 
   constructor (conn: WebSocketConnection) {
     this.conn = conn
-    if (conn.readyState === ReadyState.CLOSED) this.ended = true
+    // A close held back for a handler still delivers the held messages first.
+    if (conn.closeEmitted) this.ended = true
   }
 
   push (data: Buffer, isBinary: boolean, sole: boolean): void {

@@ -2,7 +2,7 @@ import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { WebSocketConnection, encodeBroadcastFrame, type WebSocketData } from './connection.js'
+import { WebSocketConnection, encodeBroadcastFrame, kTransportClosed, type WebSocketData } from './connection.js'
 import { injectWebSocket, type InjectWSOptions } from './inject.js'
 import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type HandshakeAccepted, type SubprotocolSelector } from './protocol/handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
@@ -89,6 +89,8 @@ const kHandshake = Symbol('fastify-rfc6455.handshake')
 // Fastify binds route handlers, so a request cannot be matched to its WebSocket
 // route by handler identity; the route's config (copied per route) carries it instead.
 const kRoute = Symbol('fastify-rfc6455.route')
+// Marks a server that already has the plugin's upgrade listener: two would both answer every upgrade.
+const kRegistered = Symbol('fastify-rfc6455.registered')
 
 interface UpgradeRequest extends IncomingMessage {
   [kSocket]?: Duplex
@@ -132,6 +134,10 @@ function errorBody (status: number, message: string): { statusCode: number, erro
 }
 
 const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async function websocketPlugin (fastify, options) {
+  const server = fastify.server as typeof fastify.server & { [kRegistered]?: true }
+  if (server[kRegistered]) {
+    throw new Error('fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
+  }
   const settings = resolveSettings(DEFAULTS, options)
   RouteMessages.checkSettings(settings, 'fastify-rfc6455')
   const clients = new Set<WebSocketConnection<FastifyRequest>>()
@@ -225,6 +231,12 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       if (!route.wsOnly || !headerHasToken(raw.headers.upgrade, 'websocket') || !refuseInvalidHandshake(raw, reply)) done()
       return
     }
+    if (!route.wsOnly && !headerHasToken(raw.headers.upgrade, 'websocket')) {
+      // Another protocol (h2c, say): the route's HTTP handler answers, ignoring Upgrade (RFC 9110 §7.8).
+      raw[kSocket] = undefined
+      done()
+      return
+    }
     if (refuseInvalidHandshake(raw, reply)) return
     request.ws = true
     done()
@@ -246,6 +258,11 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     const raw = request.raw as UpgradeRequest
     // Routes from instances that missed the onRequest hook are still checked.
     if (refuseInvalidHandshake(raw, reply)) return reply
+    if (closing) {
+      // Its hooks were still running when app.close() began: the 1001 round has
+      // passed, and an upgrade now would keep the server from closing.
+      return reply.code(503).header('Connection', 'close').send(errorBody(503, 'the server is shutting down'))
+    }
     route.messages.prepare(compilers, request, reply) // no-op once compiled
     request.ws = true
     const handshake = raw[kHandshake]!
@@ -282,7 +299,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       logger: request.log
     }, route.messages)
     clients.add(conn)
-    conn.on('close', removeClient)
+    conn.on(kTransportClosed, removeClient)
 
     // No closure in this function may capture the request: with retainRequest off,
     // the connection must not keep it alive once the handler is done with it.
@@ -295,7 +312,15 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       fail(error, conn)
     }
     const settles = result !== undefined && result !== null && typeof result.then === 'function'
-    if (settles) result!.then(undefined, (error: unknown) => fail(error, conn))
+    if (settles) {
+      conn.handlerStarted()
+      result!.then(settleHandler.bind(null, conn), (error: unknown) => {
+        fail(error, conn)
+        conn.handlerSettled()
+      })
+    } else {
+      conn.handlerSettled()
+    }
     if (!s.retainRequest) {
       if (settles) result!.then(releaseRequest.bind(null, conn), releaseRequest.bind(null, conn))
       else releaseRequest(conn)
@@ -311,6 +336,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   function onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', onPreUpgradeSocketError)
     if (closing) {
+      // A client that never ends its side would otherwise keep app.close() waiting.
+      socket.once('finish', destroySocket)
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
@@ -326,13 +353,14 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       response.detachSocket(socket as any)
       // Nothing more is read from a refused upgrade, and a client that never ends its
       // side would keep the socket (and app.close()) waiting: close once the reply is out.
-      socket.once('finish', () => socket.destroy())
+      socket.once('finish', destroySocket)
       socket.end()
     })
     fastify.routing(rawRequest, response)
   }
 
-  fastify.server.on('upgrade', onUpgrade)
+  server[kRegistered] = true
+  server.on('upgrade', onUpgrade)
 
   fastify.addHook('preClose', function goingAway (done) {
     closing = true
@@ -345,13 +373,14 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       if (--left === 0) done()
     }
     for (const conn of clients) {
-      conn.once('close', onClose)
+      conn.once(kTransportClosed, onClose)
       conn.close(CloseCode.GoingAway, 'server shutting down')
     }
   })
 
   fastify.addHook('onClose', function detach (_instance, done) {
-    fastify.server.removeListener('upgrade', onUpgrade)
+    server.removeListener('upgrade', onUpgrade)
+    server[kRegistered] = undefined
     done()
   })
 }
@@ -374,8 +403,16 @@ function failureHandler (instance: FastifyInstance, errorHandler: WebSocketRoute
   }
 }
 
+function settleHandler (conn: WebSocketConnection<FastifyRequest>): void {
+  conn.handlerSettled()
+}
+
 function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {
   conn.request = undefined as unknown as FastifyRequest
+}
+
+function destroySocket (this: Duplex): void {
+  this.destroy()
 }
 
 function onPreUpgradeSocketError (this: Duplex): void {
