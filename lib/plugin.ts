@@ -8,6 +8,7 @@ import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type Handsh
 import { CloseCode } from './protocol/close-codes.js'
 import { CompilerCache, JsonWebSocketConnection, RouteMessages, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
 import { headerHasToken } from './protocol/header-lists.js'
+import { upgradeRequestBody } from './upgrade-body.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
@@ -86,6 +87,7 @@ export interface WebSocketRegistry {
 const kSocket = Symbol('fastify-rfc6455.socket')
 const kHead = Symbol('fastify-rfc6455.head')
 const kHandshake = Symbol('fastify-rfc6455.handshake')
+const kBodySocket = Symbol('fastify-rfc6455.bodySocket')
 // Fastify binds route handlers, so a request cannot be matched to its WebSocket
 // route by handler identity; the route's config (copied per route) carries it instead.
 const kRoute = Symbol('fastify-rfc6455.route')
@@ -94,6 +96,7 @@ const kRegistered = Symbol('fastify-rfc6455.registered')
 
 interface UpgradeRequest extends IncomingMessage {
   [kSocket]?: Duplex
+  [kBodySocket]?: Duplex
   [kHead]?: Buffer
   [kHandshake]?: HandshakeAccepted
 }
@@ -179,6 +182,21 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       return
     }
     done()
+  })
+
+  // A request that came through `upgrade` but is answered as plain HTTP (a route
+  // without wsHandler, or Upgrade naming another protocol) may carry a body, and
+  // Node stopped parsing after its head: read the body from the socket here.
+  fastify.addHook('preParsing', function readUpgradeRequestBody (request, _reply, payload, done) {
+    const raw = request.raw as UpgradeRequest
+    const socket = raw[kBodySocket]
+    if (socket === undefined) {
+      done(null, payload)
+      return
+    }
+    raw[kBodySocket] = undefined
+    const body = request.ws ? null : upgradeRequestBody(raw.headers, raw[kHead] ?? EMPTY, socket)
+    done(null, body ?? payload)
   })
 
   fastify.addHook('onRoute', function (this: FastifyInstance, routeOptions: RouteOptions & { websocket?: boolean | WebSocketRouteSettings, wsHandler?: WsHandler }) {
@@ -344,6 +362,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     const raw = rawRequest as UpgradeRequest
     raw[kSocket] = socket
     raw[kHead] = head
+    raw[kBodySocket] = socket
     // Run the request through Fastify's router and hooks with a response
     // bound to the socket, so every refusal is an ordinary HTTP response.
     const response = new ServerResponse(rawRequest)
@@ -410,6 +429,8 @@ function settleHandler (conn: WebSocketConnection<FastifyRequest>): void {
 function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {
   conn.request = undefined as unknown as FastifyRequest
 }
+
+const EMPTY = Buffer.alloc(0)
 
 function destroySocket (this: Duplex): void {
   this.destroy()
