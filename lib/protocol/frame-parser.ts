@@ -260,22 +260,26 @@ export class FrameParser {
     const filled = this.partialFilled
     const count = Math.min(length - filled, chunk.length - offset)
     const target = this.partial
-    let piece: Buffer
+    let unmasked: Buffer
+    let at: number
     if (target !== null) {
       if (this.expectMasked) {
         maskInto(chunk, offset, target, filled, count, this.maskKey!, filled & 3)
       } else {
         chunk.copy(target, filled, offset, offset + count)
       }
-      piece = target.subarray(filled, filled + count)
+      unmasked = target
+      at = filled
     } else {
       // Unmasked as it arrives, while the bytes are still in cache: deferring that
       // to the end of a large frame adds its whole cost to the message's latency.
-      piece = chunk.subarray(offset, offset + count)
+      const piece = chunk.subarray(offset, offset + count)
       if (this.expectMasked) maskInto(piece, 0, piece, 0, count, this.maskKey!, filled & 3)
       this.pieces!.push(piece)
+      unmasked = chunk
+      at = offset
     }
-    if (this.checkTextPieces && !this.utf8!.push(piece)) {
+    if (this.checkTextPieces && !this.utf8!.push(unmasked.subarray(at, at + count))) {
       this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
       return chunk.length
     }
