@@ -6,7 +6,7 @@ import { WebSocketConnection, encodeBroadcastFrame, kTransportClosed, type WebSo
 import { injectWebSocket, type InjectWSOptions } from './inject.js'
 import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type HandshakeAccepted, type SubprotocolSelector } from './protocol/handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
-import { CompilerCache, JsonWebSocketConnection, RouteMessages, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
+import { CompilerCache, JsonWebSocketConnection, RouteMessages, checkMessageSettings, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
 import { headerHasToken } from './protocol/header-lists.js'
 import { upgradeRequestBody } from './upgrade-body.js'
 
@@ -142,7 +142,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     throw new Error('fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
   }
   const settings = resolveSettings(DEFAULTS, options)
-  RouteMessages.checkSettings(settings, 'fastify-rfc6455')
+  // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
+  checkMessageSettings(settings, 'fastify-rfc6455')
   const clients = new Set<WebSocketConnection<FastifyRequest>>()
   const routes = new WeakMap<Function, WsRoute>()
   let closing = false

@@ -96,11 +96,6 @@ export class RouteMessages {
   private readonly holder: { message: unknown } = { message: undefined }
   private readonly holderContext: object
 
-  /** `checkMessageSettings`, for the plugin's own options (so a bad one fails at register, not at the first route). */
-  static checkSettings (settings: JsonMessageSettings, where: string): void {
-    checkMessageSettings(settings, where)
-  }
-
   constructor (instance: FastifyInstance, routeOptions: RouteOptions, settings: JsonMessageSettings & { highWaterMark: number }) {
     checkMessageSettings(settings, `WebSocket route ${String(routeOptions.method)} ${routeOptions.url}`)
     this.instance = instance
