@@ -301,7 +301,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     reply.raw.detachSocket(socket as any)
     raw[kSocket] = undefined
     raw[kHead] = undefined
-    socket.removeListener('error', onPreUpgradeSocketError)
+    socket.removeListener('error', destroySocket)
     if (socket.destroyed || !socket.writable) return
     ;(socket as any).setTimeout?.(0)
     ;(socket as any).setNoDelay?.(true)
@@ -353,7 +353,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   }
 
   function onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', onPreUpgradeSocketError)
+    socket.on('error', destroySocket)
     if (closing) {
       // A client that never ends its side would otherwise keep app.close() waiting.
       socket.once('finish', destroySocket)
@@ -433,12 +433,12 @@ function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {
 
 const EMPTY = Buffer.alloc(0)
 
+/**
+ * A socket listener that destroys it: on `finish` of a refusal (the client may
+ * never end its side), and on `error` before the upgrade completes (a client
+ * that vanishes then concerns nobody else).
+ */
 function destroySocket (this: Duplex): void {
-  this.destroy()
-}
-
-function onPreUpgradeSocketError (this: Duplex): void {
-  // A client that vanishes before the upgrade completes concerns nobody else.
   this.destroy()
 }
 
