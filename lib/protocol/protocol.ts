@@ -137,7 +137,7 @@ export class WebSocketProtocol implements FrameParserSink {
       this.enqueueOutgoing({ data: payload, isBinary: binary, done })
       return
     }
-    this.writeFrames(encodeFrame(binary ? Opcode.Binary : Opcode.Text, payload, { mask: this.mask }))
+    this.writeFrames(encodeFrame(binary ? Opcode.Binary : Opcode.Text, payload, this.mask ? MASKED : UNMASKED))
     done?.(null)
   }
 
@@ -376,3 +376,6 @@ export function truncateReason (reason: string): string {
 }
 
 const EMPTY = Buffer.alloc(0)
+// Shared frame options, so sending a message allocates no options object.
+const MASKED = Object.freeze({ mask: true })
+const UNMASKED = Object.freeze({ mask: false })

@@ -357,3 +357,37 @@ t.test('truncateReason', async (t) => {
     t.ok(Buffer.byteLength(out) <= 123 && s.startsWith(out) && Buffer.from(out).toString() === out, `${s.slice(0, 3)}…: a prefix of whole characters`)
   }
 })
+
+t.test('the state machine gives the same replies and events however its input is split', async (t) => {
+  // What the protocol does (bytes written, events, transport closes) must not depend
+  // on how the transport chunks its input: whole, cut in two anywhere, or byte by byte.
+  const record = (role: Role, chunks: Buffer[]): string => {
+    const { p, h } = setup(role)
+    for (const chunk of chunks) p.receive(Buffer.from(chunk))
+    const events = h.events.map((e) => e.type === 'error'
+      ? `error ${(e.error as ProtocolError).closeCode}`
+      : e.type === 'message' || e.type === 'ping' || e.type === 'pong' ? `${e.type} ${e.data.toString('hex')}` : JSON.stringify(e))
+    // Frames as decoded: a client masks each with a fresh random key.
+    return JSON.stringify({ log: h.log, written: h.frames().map(summary), events, state: p.readyState, code: p.closeCode })
+  }
+  const cases: Array<[string, Role, RawFrame[]]> = [
+    ['a close echoed, then nothing more is read', 'server', [{ opcode: CLOSE, payload: closePayload(4000, 'bye') }, { opcode: TEXT, payload: 'late' }]],
+    ['pings answered between fragments', 'server', [
+      { opcode: TEXT, fin: false, payload: 'he' }, { opcode: PING, payload: 'p' }, { opcode: CONT, payload: 'llo' }, { opcode: PONG, payload: 'q' }
+    ]],
+    ['a client hears the server close and waits for TCP', 'client', [{ opcode: TEXT, payload: 'hi' }, { opcode: CLOSE, payload: closePayload(1001) }]],
+    ['a protocol error fails the connection with 1002', 'server', [{ opcode: BINARY, payload: 'ok' }, { opcode: 0x3, payload: '' }]],
+    ['invalid UTF-8 fails with 1007', 'server', [{ opcode: TEXT, fin: false, payload: 'a' }, { opcode: CONT, payload: Buffer.from([0xc3, 0x28]) }]],
+    ['a close without status is answered without one', 'client', [{ opcode: CLOSE, payload: '' }]]
+  ]
+  for (const [name, role, frames] of cases) {
+    const input = Buffer.concat(frames.map((f) => fromPeer(role, f)))
+    const whole = record(role, [input])
+    let firstDifferent = -1
+    for (let cut = 0; cut <= input.length && firstDifferent === -1; cut++) {
+      if (record(role, [input.subarray(0, cut), input.subarray(cut)]) !== whole) firstDifferent = cut
+    }
+    t.equal(firstDifferent, -1, `${name}: split in two at every byte boundary`)
+    t.equal(record(role, [...input].map((b) => Buffer.of(b))), whole, `${name}: one byte at a time`)
+  }
+})
