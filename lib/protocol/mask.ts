@@ -57,9 +57,34 @@ export function maskInto (
     for (let w = 0; w < words; w++) dst32[w] = src32[w] ^ word
     i += words << 2
   }
-  for (; i < length; i++) {
-    target[targetOffset + i] = source[sourceOffset + i] ^ key[(keyPhase + i) & 3]
+  if (i < length) maskBytes(source, sourceOffset + i, target, targetOffset + i, length - i, key, keyPhase + i)
+}
+
+/**
+ * The byte loop, for short payloads and tails: the key bytes are read once and
+ * the loop is unrolled by four, so the common small message pays no index
+ * arithmetic per byte.
+ */
+function maskBytes (
+  source: Uint8Array, sourceOffset: number,
+  target: Uint8Array, targetOffset: number,
+  length: number, key: Uint8Array, keyPhase: number
+): void {
+  const k0 = key[keyPhase & 3]
+  const k1 = key[(keyPhase + 1) & 3]
+  const k2 = key[(keyPhase + 2) & 3]
+  const k3 = key[(keyPhase + 3) & 3]
+  const end = length & ~3
+  let i = 0
+  for (; i < end; i += 4) {
+    target[targetOffset + i] = source[sourceOffset + i] ^ k0
+    target[targetOffset + i + 1] = source[sourceOffset + i + 1] ^ k1
+    target[targetOffset + i + 2] = source[sourceOffset + i + 2] ^ k2
+    target[targetOffset + i + 3] = source[sourceOffset + i + 3] ^ k3
   }
+  if (i < length) target[targetOffset + i] = source[sourceOffset + i] ^ k0
+  if (i + 1 < length) target[targetOffset + i + 1] = source[sourceOffset + i + 1] ^ k1
+  if (i + 2 < length) target[targetOffset + i + 2] = source[sourceOffset + i + 2] ^ k2
 }
 
 function maskThroughSimd (
