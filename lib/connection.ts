@@ -63,6 +63,27 @@ interface PendingMessage {
   cost: number
 }
 
+/** Messages held for a handler that is not listening yet; created only when there are some. */
+interface Held {
+  messages: PendingMessage[]
+  /** Sum of their costs: reading pauses past `maxPendingBytes`. */
+  bytes: number
+  /** The last ArrayBuffer a held message viewed: it is counted once, in full. */
+  lastBuffer: ArrayBufferLike | null
+}
+
+// Connection state bits (WebSocketConnection.flags).
+const READING = 1 // inside a socket `data` event: sends are flushed when it ends
+const FLUSH_SCHEDULED = 2
+const CLOSE_EMITTED = 4
+const NEED_DRAIN = 8 // `send` returned false: a `drain` is owed once the backlog clears
+// The route handler has not finished (an async handler still awaiting): hold
+// messages and the `close` event for it. Once it has, messages nobody listens
+// to are dropped instead, so a send-only route cannot be made to buffer.
+const HANDLER_RUNNING = 16
+const DROP_UNCONSUMED = 32
+const CLOSE_DEFERRED = 64 // the transport closed while the handler was running and not listening
+
 // Bookkeeping per held message, so a flood of empty messages is bounded too.
 const HELD_ENTRY_COST = 64
 
@@ -97,28 +118,24 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   private out: Buffer[] | null = null
   private outBytes = 0
   private outCallbacks: SendCallback[] | null = null
-  private reading = false
-  private flushScheduled = false
   private closeTimer: NodeJS.Timeout | null = null
-  private closedEmitted = false
-  // `send` returned false: a `drain` is owed once the backlog clears.
-  private needDrain = false
+  // The booleans below (READING, FLUSH_SCHEDULED, ...) as bits: one field
+  // instead of seven on every idle connection.
+  private flags = 0
 
   // Messages that arrived while nobody listened (e.g. an async handler still awaiting).
-  private pending: PendingMessage[] | null = null
-  private pendingBytes = 0
+  private held: Held | null = null
   // Why reading from the socket is paused (PAUSE_* bits); it resumes when none is left.
   private pauseReasons = 0
   private iterators: Set<MessageIterator> | null = null
-  // The last ArrayBuffer a held message viewed: it is counted once, in full.
-  private lastHeldBuffer: ArrayBufferLike | null = null
-  // The route handler has not finished (an async handler still awaiting): hold
-  // messages and the `close` event for it. Once it has, messages nobody listens
-  // to are dropped instead, so a send-only route cannot be made to buffer.
-  private handlerRunning = false
-  private dropUnconsumed = false
-  // The transport closed while the handler was still running and not listening.
-  private closeDeferred = false
+
+  private hasFlag (flag: number): boolean {
+    return (this.flags & flag) !== 0
+  }
+
+  private setFlag (flag: number, on: boolean): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag
+  }
 
   constructor (socket: Duplex, request: Request, options: ConnectionOptions) {
     super()
@@ -262,16 +279,22 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal Puts back messages an iterator took but its consumer never read. */
   requeue (messages: Array<{ data: Buffer, isBinary: boolean }>): void {
-    if (messages.length === 0 || this.closedEmitted) return
-    const held = messages.map((m) => ({ data: m.data, isBinary: m.isBinary, cost: m.data.length + HELD_ENTRY_COST }))
-    for (const m of held) this.pendingBytes += m.cost
-    this.pending = this.pending === null ? held : held.concat(this.pending)
+    if (messages.length === 0 || this.hasFlag(CLOSE_EMITTED)) return
+    const back = messages.map((m) => ({ data: m.data, isBinary: m.isBinary, cost: m.data.length + HELD_ENTRY_COST }))
+    let bytes = 0
+    for (const m of back) bytes += m.cost
+    if (this.held === null) {
+      this.held = { messages: back, bytes, lastBuffer: null }
+    } else {
+      this.held.messages = back.concat(this.held.messages)
+      this.held.bytes += bytes
+    }
     this.schedulePendingDelivery()
   }
 
   /** @internal The route handler was called and returned a promise that has not settled yet. */
   handlerStarted (): void {
-    this.handlerRunning = true
+    this.setFlag(HANDLER_RUNNING, true)
   }
 
   /**
@@ -279,16 +302,14 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
    * listens to are dropped; a `close` held back for the handler is emitted.
    */
   handlerSettled (): void {
-    this.handlerRunning = false
-    this.dropUnconsumed = true
-    if (this.pending !== null && !this.hasConsumer()) {
-      this.logDebug({ messages: this.pending.length }, 'websocket handler finished without listening for messages; dropping those received')
-      this.pending = null
-      this.pendingBytes = 0
-      this.lastHeldBuffer = null
+    this.setFlag(HANDLER_RUNNING, false)
+    this.setFlag(DROP_UNCONSUMED, true)
+    if (this.held !== null && !this.hasConsumer()) {
+      this.logDebug({ messages: this.held.messages.length }, 'websocket handler finished without listening for messages; dropping those received')
+      this.held = null
       this.resumeFrom(PAUSE_PENDING)
     }
-    if (this.closeDeferred) this.deliverPending()
+    if (this.hasFlag(CLOSE_DEFERRED)) this.deliverPending()
   }
 
   /** @internal */
@@ -319,16 +340,16 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     if (this.out === null) this.out = [data]
     else this.out.push(data)
     this.outBytes += data.length
-    if (!this.reading && !this.flushScheduled) {
-      this.flushScheduled = true
+    if ((this.flags & (READING | FLUSH_SCHEDULED)) === 0) {
+      this.flags |= FLUSH_SCHEDULED
       process.nextTick(flushTick, this)
     }
   }
 
   /** @internal */
   deliver (data: Buffer, isBinary: boolean): void {
-    if (this.pending !== null || !this.hasConsumer()) {
-      if (this.dropUnconsumed && this.pending === null) return
+    if (this.held !== null || !this.hasConsumer()) {
+      if (this.held === null && this.hasFlag(DROP_UNCONSUMED)) return
       this.hold(data, isBinary)
       return
     }
@@ -369,11 +390,11 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal */
   onData (chunk: Buffer): void {
-    this.reading = true
+    this.flags |= READING
     try {
       this.core.receive(chunk)
     } finally {
-      this.reading = false
+      this.flags &= ~READING
     }
     if (this.out !== null) this.flush()
   }
@@ -393,28 +414,27 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       const err = new Error('the connection closed before the message was sent')
       for (const cb of callbacks) cb(err)
     }
-    if (this.closedEmitted || this.closeDeferred) return
+    if (this.hasFlag(CLOSE_EMITTED | CLOSE_DEFERRED)) return
     this.emitSafely(kTransportClosed)
-    if (this.handlerRunning && !this.hasConsumer()) {
+    if (this.hasFlag(HANDLER_RUNNING) && !this.hasConsumer()) {
       // An async handler still awaiting would attach its listeners to a closed
       // connection and never hear of the messages or the close: keep both for it.
-      this.closeDeferred = true
+      this.setFlag(CLOSE_DEFERRED, true)
       return
     }
-    if (this.pending !== null && this.hasConsumer()) {
-      this.closeDeferred = true // emitted once the held messages are delivered
+    if (this.held !== null && this.hasConsumer()) {
+      this.setFlag(CLOSE_DEFERRED, true) // emitted once the held messages are delivered
       return
     }
     this.emitClose()
   }
 
   private emitClose (): void {
-    if (this.closedEmitted) return
-    this.closedEmitted = true
-    this.closeDeferred = false
+    if (this.hasFlag(CLOSE_EMITTED)) return
+    this.setFlag(CLOSE_EMITTED, true)
+    this.setFlag(CLOSE_DEFERRED, false)
     // Messages still held for a handler that never listened are dropped with the connection.
-    this.pending = null
-    this.pendingBytes = 0
+    this.held = null
     if (this.iterators !== null) {
       for (const it of this.iterators) it.end()
     }
@@ -423,7 +443,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** True once `close` was emitted: no further events come. */
   get closeEmitted (): boolean {
-    return this.closedEmitted
+    return this.hasFlag(CLOSE_EMITTED)
   }
 
   /**
@@ -440,7 +460,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal */
   flush (): void {
-    this.flushScheduled = false
+    this.flags &= ~FLUSH_SCHEDULED
     const out = this.out
     if (out === null) return
     const callbacks = this.outCallbacks
@@ -450,7 +470,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.outBytes = 0
     // The socket's own `drain` only comes if the socket passed its (different)
     // mark, so an owed `drain` is also checked when this batch is written.
-    const done = callbacks === null && !this.needDrain ? undefined : flushDone(this, callbacks)
+    const done = callbacks === null && !this.hasFlag(NEED_DRAIN) ? undefined : flushDone(this, callbacks)
     const socket = this.socket
     if (socket.destroyed || !socket.writable) {
       done?.(new Error('the connection closed before the message was sent'))
@@ -471,14 +491,14 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   private belowHighWaterMark (): boolean {
     if (this.bufferedAmount < this.highWaterMark) return true
-    this.needDrain = true
+    this.setFlag(NEED_DRAIN, true)
     return false
   }
 
   /** @internal */
   checkDrain (): void {
-    if (this.needDrain && this.bufferedAmount < this.highWaterMark) {
-      this.needDrain = false
+    if (this.hasFlag(NEED_DRAIN) && this.bufferedAmount < this.highWaterMark) {
+      this.setFlag(NEED_DRAIN, false)
       this.emitSafely('drain')
     }
   }
@@ -501,38 +521,37 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   private hold (data: Buffer, isBinary: boolean): void {
     // A message may be a view of a larger chunk that holding it keeps alive:
     // count that chunk, once, so tiny messages cannot pin unbounded memory.
+    let held = this.held
+    if (held === null) held = this.held = { messages: [], bytes: 0, lastBuffer: null }
     let cost = data.length + HELD_ENTRY_COST
-    if (data.buffer !== this.lastHeldBuffer) {
-      this.lastHeldBuffer = data.buffer
+    if (data.buffer !== held.lastBuffer) {
+      held.lastBuffer = data.buffer
       cost += data.buffer.byteLength - data.length
     }
-    if (this.pending === null) this.pending = []
-    this.pending.push({ data, isBinary, cost })
-    this.pendingBytes += cost
-    if (this.pendingBytes > this.maxPendingBytes) this.pauseFor(PAUSE_PENDING)
+    held.messages.push({ data, isBinary, cost })
+    held.bytes += cost
+    if (held.bytes > this.maxPendingBytes) this.pauseFor(PAUSE_PENDING)
   }
 
   /** @internal */
   schedulePendingDelivery (): void {
-    if (this.pending !== null || this.closeDeferred) queueMicrotask(() => this.deliverPending())
+    if (this.held !== null || this.hasFlag(CLOSE_DEFERRED)) queueMicrotask(() => this.deliverPending())
   }
 
   private deliverPending (): void {
-    while (this.pending !== null && this.hasConsumer()) {
-      const item = this.pending.shift()
+    while (this.held !== null && this.hasConsumer()) {
+      const item = this.held.messages.shift()
       if (item === undefined) {
-        this.pending = null
-        this.pendingBytes = 0
-        this.lastHeldBuffer = null
+        this.held = null
         break
       }
-      this.pendingBytes -= item.cost
+      this.held.bytes -= item.cost
       this.dispatch(item.data, item.isBinary)
     }
-    if (this.pending === null) this.resumeFrom(PAUSE_PENDING)
+    if (this.held === null) this.resumeFrom(PAUSE_PENDING)
     // A held-back close follows the held messages; someone who only waits for
     // the close (no message listener) gets it too, without the messages.
-    if (this.closeDeferred && (this.pending === null || this.listenerCount('close') > 0)) this.emitClose()
+    if (this.hasFlag(CLOSE_DEFERRED) && (this.held === null || this.listenerCount('close') > 0)) this.emitClose()
   }
 
   /** @internal */
@@ -548,7 +567,7 @@ function onNewListener (this: WebSocketConnection, event: string | symbol): void
 }
 
 function flushTick (conn: WebSocketConnection): void {
-  if (conn['flushScheduled']) conn.flush()
+  if ((conn['flags'] & FLUSH_SCHEDULED) !== 0) conn.flush()
 }
 
 function flushDone (conn: WebSocketConnection, callbacks: SendCallback[] | null): SendCallback {

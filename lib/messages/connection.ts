@@ -7,6 +7,16 @@ import type { DiscriminatorOf, JsonMessageHandler, VariantHandlers } from './typ
 
 type AnyHandler = (message: unknown, conn: unknown) => unknown
 
+interface JsonConsumer {
+  /** 'onJson' or 'messages()', for the error when a second one is attached. */
+  kind: string
+  handler: AnyHandler | null
+  handlers: Record<string, AnyHandler> | null
+  discriminator: string | null
+  /** A policy closed the connection: nothing more is read. */
+  stopped: boolean
+}
+
 const OPEN = WebSocketConnection.OPEN
 
 /** @internal Installs the route's failure handling (errorHandler / log + 1011) on a connection. */
@@ -23,11 +33,9 @@ export const kSetFailureHandler = Symbol('fastify-rfc6455.setFailureHandler')
  */
 export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unknown> extends WebSocketConnection<Request> {
   readonly #codec: RouteMessages
-  #handler: AnyHandler | null = null
-  #handlers: Record<string, AnyHandler> | null = null
-  #discriminator: string | null = null
-  #consumer: string | null = null
-  #stopped = false
+  // Who consumes JSON here, made by onJson/messages(): most connections of a
+  // route that does not use them never pay for the fields.
+  #json: JsonConsumer | null = null
   // The route's failure handling, shared by its connections (installed by the plugin).
   #failurePolicy: ((error: unknown, conn: JsonWebSocketConnection<any, any, any>) => void) | null = null
 
@@ -54,8 +62,7 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
   onJson<K extends DiscriminatorOf<In>> (discriminator: K, handlers: VariantHandlers<In, K, this>): this
   onJson (handlerOrKey: JsonMessageHandler<In, this> | string, handlers?: object): this {
     if (typeof handlerOrKey === 'function') {
-      this.#claim('onJson')
-      this.#handler = handlerOrKey as AnyHandler
+      this.#claim('onJson').handler = handlerOrKey as AnyHandler
     } else {
       if (typeof handlerOrKey !== 'string' || handlers === null || typeof handlers !== 'object') {
         throw new TypeError('onJson expects a handler function, or a discriminator name and an object of handlers')
@@ -63,9 +70,9 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
       for (const name of Object.keys(handlers)) {
         if (typeof (handlers as Record<string, unknown>)[name] !== 'function') throw new TypeError(`onJson: the handler for "${name}" is not a function`)
       }
-      this.#claim('onJson')
-      this.#discriminator = handlerOrKey
-      this.#handlers = handlers as Record<string, AnyHandler>
+      const consumer = this.#claim('onJson')
+      consumer.discriminator = handlerOrKey
+      consumer.handlers = handlers as Record<string, AnyHandler>
     }
     this.on('message', JsonWebSocketConnection.#listener)
     return this
@@ -77,8 +84,7 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
    * `onInvalidMessage` policy and skipped. Ends when the connection closes.
    */
   messages (): AsyncIterableIterator<In> {
-    this.#claim('messages()')
-    return this.#iterate(this[Symbol.asyncIterator]())
+    return this.#iterate(this.#claim('messages()'), this[Symbol.asyncIterator]())
   }
 
   /** Serializes `message` with the route's `schema.outgoing` (only declared fields are sent) and sends it as text. */
@@ -110,11 +116,12 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     if (this.readyState === OPEN) this.close(CloseCode.InternalError, 'internal error')
   }
 
-  #claim (what: string): void {
-    if (this.#consumer !== null) {
-      throw new Error(`${what}: this connection already has a JSON consumer (${this.#consumer}); use one onJson or one messages() per connection`)
+  #claim (what: string): JsonConsumer {
+    if (this.#json !== null) {
+      throw new Error(`${what}: this connection already has a JSON consumer (${this.#json.kind}); use one onJson or one messages() per connection`)
     }
-    this.#consumer = what
+    this.#json = { kind: what, handler: null, handlers: null, discriminator: null, stopped: false }
+    return this.#json
   }
 
   // Shared by every connection: `this` is the emitting connection, so no closure per connection or message.
@@ -123,17 +130,18 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
   }
 
   #receive (data: Buffer, isBinary: boolean): void {
-    if (this.#stopped) return
+    const consumer = this.#json!
+    if (consumer.stopped) return
     const codec = this.#codec
     let message: unknown
-    let handler = this.#handler
+    let handler = consumer.handler
     try {
-      message = codec.decode(data, isBinary, this.#discriminator)
+      message = codec.decode(data, isBinary, consumer.discriminator)
       if (message === SKIP) {
         this.#settle(codec.rejectBinary(this, this.log))
         return
       }
-      if (this.#handlers !== null) handler = this.#handlers[codec.tagOf(message, this.#discriminator!, this.#handlers)]
+      if (consumer.handlers !== null) handler = consumer.handlers[codec.tagOf(message, consumer.discriminator!, consumer.handlers)]
     } catch (error) {
       if (error instanceof InvalidMessageError) this.#settle(codec.reject(this, error, this.log))
       else this.#failure(error)
@@ -154,13 +162,13 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
   // After a policy ran: a policy function that threw fails the connection; a closed one reads no more.
   #settle (policyError: unknown): void {
     if (policyError !== undefined) this.#failure(policyError)
-    if (this.readyState !== OPEN) this.#stopped = true
+    if (this.readyState !== OPEN) this.#json!.stopped = true
   }
 
-  async * #iterate (raw: AsyncIterableIterator<{ data: Buffer, isBinary: boolean }>): AsyncGenerator<In, undefined, undefined> {
+  async * #iterate (consumer: JsonConsumer, raw: AsyncIterableIterator<{ data: Buffer, isBinary: boolean }>): AsyncGenerator<In, undefined, undefined> {
     const codec = this.#codec
     for await (const { data, isBinary } of raw) {
-      if (this.#stopped) continue
+      if (consumer.stopped) continue
       let message: unknown
       try {
         message = codec.decode(data, isBinary, null)
@@ -168,13 +176,13 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
         if (!(error instanceof InvalidMessageError)) throw error
         const policyError = codec.reject(this, error, this.log)
         if (policyError !== undefined) throw policyError
-        if (this.readyState !== OPEN) this.#stopped = true
+        if (this.readyState !== OPEN) consumer.stopped = true
         continue
       }
       if (message === SKIP) {
         const policyError = codec.rejectBinary(this, this.log)
         if (policyError !== undefined) throw policyError
-        if (this.readyState !== OPEN) this.#stopped = true
+        if (this.readyState !== OPEN) consumer.stopped = true
         continue
       }
       yield message as In
