@@ -83,6 +83,7 @@ const NEED_DRAIN = 8 // `send` returned false: a `drain` is owed once the backlo
 const HANDLER_RUNNING = 16
 const DROP_UNCONSUMED = 32
 const CLOSE_DEFERRED = 64 // the transport closed while the handler was running and not listening
+const AWAITING_PEER = 128 // a heartbeat ping went out and nothing has come in since
 
 // Bookkeeping per held message, so a flood of empty messages is bounded too.
 const HELD_ENTRY_COST = 64
@@ -254,6 +255,21 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     return iterator
   }
 
+  /**
+   * @internal One heartbeat: terminates the connection if nothing came from
+   * the peer since the previous one, else pings it.
+   */
+  heartbeat (): void {
+    if (this.hasFlag(AWAITING_PEER)) {
+      this.logDebug({}, 'websocket peer sent nothing since the last heartbeat ping; terminating')
+      this.terminate()
+      return
+    }
+    if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) return
+    this.setFlag(AWAITING_PEER, true)
+    this.core.ping()
+  }
+
   /** @internal Feeds bytes that arrived with the upgrade request. */
   receiveHead (head: Buffer): void {
     if (head.length > 0) this.onData(head)
@@ -390,7 +406,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
 
   /** @internal */
   onData (chunk: Buffer): void {
-    this.flags |= READING
+    // Anything from the peer shows it is alive, not only the pong.
+    this.flags = (this.flags | READING) & ~AWAITING_PEER
     try {
       this.core.receive(chunk)
     } finally {

@@ -9,6 +9,7 @@ import { CloseCode } from './protocol/close-codes.js'
 import { CompilerCache, JsonWebSocketConnection, RouteMessages, checkMessageSettings, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
 import { headerHasToken } from './protocol/header-lists.js'
 import { upgradeRequestBody } from './upgrade-body.js'
+import { Heartbeats } from './heartbeat.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
@@ -22,6 +23,12 @@ export interface WebSocketRouteSettings extends JsonMessageSettings {
   highWaterMark?: number
   /** Reply to pings automatically. Default true. */
   autoPong?: boolean
+  /**
+   * Milliseconds between heartbeat pings. A connection whose peer sent
+   * nothing (not even the pong) by the next ping is terminated, so peers that
+   * vanished without closing do not hold connections for ever. Default 0: off.
+   */
+  heartbeatInterval?: number
   /**
    * Keep the upgrade request as `conn.request` for the connection's
    * lifetime. Default true. With false, `conn.request` is cleared once the
@@ -44,6 +51,7 @@ interface ResolvedSettings {
   protocols: SubprotocolSelector | undefined
   highWaterMark: number
   autoPong: boolean
+  heartbeatInterval: number
   retainRequest: boolean
   errorHandler: WebSocketRouteSettings['errorHandler']
   onInvalidMessage: InvalidMessagePolicy
@@ -107,6 +115,7 @@ const DEFAULTS: ResolvedSettings = {
   protocols: undefined,
   highWaterMark: 1024 * 1024,
   autoPong: true,
+  heartbeatInterval: 0,
   retainRequest: true,
   errorHandler: undefined,
   onInvalidMessage: 'reply',
@@ -129,6 +138,9 @@ function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSetti
     throw new TypeError(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
   }
   if (!(out.closeTimeout > 0)) throw new TypeError(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
+  if (!(out.heartbeatInterval >= 0 && out.heartbeatInterval < 2 ** 31)) {
+    throw new TypeError(`heartbeatInterval must be 0 (off) or a number of milliseconds, got ${out.heartbeatInterval}`)
+  }
   return out
 }
 
@@ -145,6 +157,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
   checkMessageSettings(settings, 'fastify-rfc6455')
   const clients = new Set<WebSocketConnection<FastifyRequest>>()
+  const heartbeats = new Heartbeats()
   const routes = new WeakMap<Function, WsRoute>()
   let closing = false
 
@@ -319,6 +332,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     }, route.messages)
     clients.add(conn)
     conn.on(kTransportClosed, removeClient)
+    if (s.heartbeatInterval > 0) heartbeats.add(conn, s.heartbeatInterval)
 
     // No closure in this function may capture the request: with retainRequest off,
     // the connection must not keep it alive once the handler is done with it.
@@ -350,6 +364,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
 
   function removeClient (this: WebSocketConnection<FastifyRequest>): void {
     clients.delete(this)
+    heartbeats.remove(this)
   }
 
   function onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -401,6 +416,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   fastify.addHook('onClose', function detach (_instance, done) {
     server.removeListener('upgrade', onUpgrade)
     server[kRegistered] = undefined
+    heartbeats.stop()
     done()
   })
 }
