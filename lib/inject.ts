@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { Server } from 'node:http'
 import { Server as TlsServer } from 'node:tls'
+import { ChunkedDecoder } from './chunked-decoder.js'
 import { WebSocketConnection } from './connection.js'
 import { createDuplexPair } from './duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from './protocol/client-handshake.js'
@@ -149,16 +150,12 @@ function presentAsTlsSocket (socket: Duplex): void {
 
 function decodeBody (body: Buffer, headers: Record<string, string>): string {
   if (!/chunked/i.test(headers['transfer-encoding'] ?? '')) return body.toString('utf8')
-  // Undo chunked transfer coding: size line, data, CRLF, ... until a zero-size chunk.
   const parts: Buffer[] = []
-  let offset = 0
-  while (offset < body.length) {
-    const lineEnd = body.indexOf('\r\n', offset)
-    if (lineEnd === -1) break
-    const size = parseInt(body.subarray(offset, lineEnd).toString('latin1'), 16)
-    if (!(size > 0)) break
-    parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size))
-    offset = lineEnd + 2 + size + 2
+  try {
+    new ChunkedDecoder().decode(body, parts)
+  } catch {
+    // A refusal whose framing is broken is still reported, with its bytes as they came.
+    return body.toString('utf8')
   }
   return Buffer.concat(parts).toString('utf8')
 }

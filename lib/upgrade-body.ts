@@ -1,8 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable, type Duplex } from 'node:stream'
-
-// Chunk-size and trailer lines are short; a peer sending an endless one is refused.
-const MAX_LINE = 8 * 1024
+import { ChunkedDecoder } from './chunked-decoder.js'
 
 /**
  * The body of a request that arrived through the server's `upgrade` event
@@ -24,7 +22,7 @@ export function upgradeRequestBody (headers: IncomingHttpHeaders, head: Buffer, 
 /** Turns raw socket bytes into body bytes; `done` once the body is complete. */
 interface BodyDecoder {
   readonly done: boolean
-  /** Returns the body bytes in `chunk`; throws on malformed framing. */
+  /** Appends the body bytes in `chunk` to `out`; throws on malformed framing. */
   decode (chunk: Buffer, out: Buffer[]): void
 }
 
@@ -42,57 +40,6 @@ class LengthDecoder implements BodyDecoder {
     const take = Math.min(this.left, chunk.length)
     if (take > 0) out.push(chunk.subarray(0, take))
     this.left -= take
-  }
-}
-
-const SIZE = 0
-const DATA = 1
-const DATA_END = 2
-const TRAILER = 3
-const DONE = 4
-
-/** RFC 9112 §7.1 chunked transfer coding; extensions and trailers are read and ignored. */
-class ChunkedDecoder implements BodyDecoder {
-  private state = SIZE
-  private line = ''
-  private left = 0
-
-  get done (): boolean {
-    return this.state === DONE
-  }
-
-  decode (chunk: Buffer, out: Buffer[]): void {
-    let i = 0
-    while (i < chunk.length && this.state !== DONE) {
-      if (this.state === DATA) {
-        const take = Math.min(this.left, chunk.length - i)
-        out.push(chunk.subarray(i, i + take))
-        i += take
-        this.left -= take
-        if (this.left === 0) this.state = DATA_END
-        continue
-      }
-      const byte = chunk[i++]
-      if (byte !== 0x0a) {
-        if (this.line.length >= MAX_LINE) throw bodyError('chunked body: line too long')
-        this.line += String.fromCharCode(byte)
-        continue
-      }
-      // A line ended (CRLF, or a bare LF tolerated as RFC 9112 §2.2 allows).
-      const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line
-      this.line = ''
-      if (this.state === SIZE) {
-        const sizeText = line.split(';', 1)[0].trim()
-        if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) throw bodyError('chunked body: invalid chunk size')
-        this.left = parseInt(sizeText, 16)
-        this.state = this.left === 0 ? TRAILER : DATA
-      } else if (this.state === DATA_END) {
-        if (line !== '') throw bodyError('chunked body: chunk data not followed by CRLF')
-        this.state = SIZE
-      } else if (line === '') {
-        this.state = DONE
-      }
-    }
   }
 }
 

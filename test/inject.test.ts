@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import { WebSocketConnection, WebSocketUpgradeError } from '../lib/index.js'
@@ -225,4 +226,21 @@ t.test('ping and pong through injectWS', async (t) => {
   t.equal((await ping).toString(), 'beat')
   t.equal((await pong).toString(), 'beat')
   client.terminate()
+})
+
+t.test('a refusal sent with chunked transfer coding arrives decoded', async (t) => {
+  const app = await build(t)
+  app.get('/streamed', {
+    websocket: true,
+    onRequest: async (_req, reply) => {
+      // A stream has no length: Node sends it chunked, one chunk per push.
+      const body = Readable.from(['{"error":', '"go away",', '"n":', '1}'])
+      return reply.code(403).type('application/json').send(body)
+    }
+  }, () => {})
+  const e = await refusal(app.injectWS('/streamed'))
+  t.equal(e.statusCode, 403)
+  t.match(e.headers['transfer-encoding'], /chunked/)
+  t.equal(e.body, '{"error":"go away","n":1}')
+  t.same(e.json, { error: 'go away', n: 1 })
 })
