@@ -35,7 +35,7 @@ export class ChunkedDecoder {
       }
       const byte = chunk[i++]
       if (byte !== 0x0a) {
-        if (this.line.length >= MAX_LINE) throw chunkedError('chunked body: line too long')
+        if (this.line.length >= MAX_LINE) throw badRequestBody('chunked body: line too long')
         this.line += String.fromCharCode(byte)
         continue
       }
@@ -44,11 +44,11 @@ export class ChunkedDecoder {
       this.line = ''
       if (this.state === SIZE) {
         const sizeText = line.split(';', 1)[0].trim()
-        if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) throw chunkedError('chunked body: invalid chunk size')
+        if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) throw badRequestBody('chunked body: invalid chunk size')
         this.left = parseInt(sizeText, 16)
         this.state = this.left === 0 ? TRAILER : DATA
       } else if (this.state === DATA_END) {
-        if (line !== '') throw chunkedError('chunked body: chunk data not followed by CRLF')
+        if (line !== '') throw badRequestBody('chunked body: chunk data not followed by CRLF')
         this.state = SIZE
       } else if (line === '') {
         this.state = DONE
@@ -57,6 +57,7 @@ export class ChunkedDecoder {
   }
 }
 
-function chunkedError (message: string): Error & { statusCode: number } {
+/** An error about a request body that Fastify's body reader answers with this status. */
+export function badRequestBody (message: string): Error & { statusCode: number } {
   return Object.assign(new Error(message), { statusCode: 400 })
 }

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable, type Duplex } from 'node:stream'
-import { ChunkedDecoder } from './chunked-decoder.js'
+import { ChunkedDecoder, badRequestBody } from './chunked-decoder.js'
 
 /**
  * The body of a request that arrived through the server's `upgrade` event
@@ -43,9 +43,6 @@ class LengthDecoder implements BodyDecoder {
   }
 }
 
-function bodyError (message: string): Error & { statusCode: number } {
-  return Object.assign(new Error(message), { statusCode: 400 })
-}
 
 /** Pulls from the socket only while the body's consumer reads, and lets go of it at the end. */
 class UpgradeBody extends Readable {
@@ -107,7 +104,7 @@ class UpgradeBody extends Readable {
   private onEnd (): void {
     if (this.decoder.done) return
     this.detach()
-    this.destroy(bodyError('the connection ended before the request body was complete'))
+    this.destroy(badRequestBody('the connection ended before the request body was complete'))
   }
 
   private detach (): void {
