@@ -6,6 +6,10 @@ import type { Role } from './protocol/frame-parser.js'
 import { encodeFrame, toBuffer } from './protocol/frame-writer.js'
 import { Opcode } from './protocol/opcodes.js'
 import { ReadyState, WebSocketProtocol, type ProtocolHandler } from './protocol/protocol.js'
+import { ProtocolError } from './protocol/errors.js'
+import { DEFAULTS, MAX_OWED_PINGS } from './defaults.js'
+import { publishLimit } from './diagnostics.js'
+import { WebSocketError } from './errors.js'
 
 export type WebSocketData = string | Buffer | ArrayBuffer | ArrayBufferView
 
@@ -15,6 +19,14 @@ export interface SendOptions {
 }
 
 export type SendCallback = (err?: Error | null) => void
+
+/**
+ * What happens to a send once `maxBufferedAmount` bytes are already waiting:
+ * `'close'` drops the connection (close code 1008, reported locally; the peer
+ * is not reading, so no close frame could reach it), `'refuse'` rejects the
+ * send with a `WebSocketError` coded `WS_ERR_BUFFER_FULL` and keeps the connection.
+ */
+export type BufferFullPolicy = 'close' | 'refuse'
 
 /** A logger with the pino/Fastify shape; connection-level messages go to it. */
 export interface ConnectionLogger {
@@ -31,6 +43,10 @@ export interface ConnectionOptions {
   closeTimeout: number
   /** `send` returns false once this many bytes wait to be written. */
   highWaterMark?: number
+  /** Bytes that may wait to be written before `onBufferFull` applies (see defaults.ts). */
+  maxBufferedAmount?: number
+  /** What a send does once `maxBufferedAmount` bytes are waiting: close the connection, or refuse the send. */
+  onBufferFull?: BufferFullPolicy
   /** Bytes of messages held for a handler that is not listening yet before reading pauses. */
   maxPendingBytes?: number
   protocol?: string
@@ -84,6 +100,11 @@ const HANDLER_RUNNING = 16
 const DROP_UNCONSUMED = 32
 const CLOSE_DEFERRED = 64 // the transport closed while the handler was running and not listening
 const AWAITING_PEER = 128 // a heartbeat ping went out and nothing has come in since
+// Auto-pongs: PONG_QUEUED while one waits in `out` for the next flush,
+// PONG_IN_FLIGHT while the write carrying it has not reached the kernel.
+const PONG_QUEUED = 256
+const PONG_IN_FLIGHT = 512
+const AUTO_PONG = 1024
 
 // Bookkeeping per held message, so a flood of empty messages is bounded too.
 const HELD_ENTRY_COST = 64
@@ -112,6 +133,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   private readonly closeTimeout: number
   private readonly highWaterMark: number
   private readonly maxPendingBytes: number
+  private readonly maxBufferedAmount: number
+  private readonly refuseWhenFull: boolean
   /** The upgrade request's logger (`req.log`), for connection-level logs; it outlives `retainRequest: false`. */
   readonly log: ConnectionLogger | undefined
 
@@ -129,6 +152,9 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
   // Why reading from the socket is paused (PAUSE_* bits); it resumes when none is left.
   private pauseReasons = 0
   private iterators: Set<MessageIterator> | null = null
+  // Pings that came while a pong was in flight: only the latest is answered
+  // (RFC 6455 §5.5.3), once the pong in flight is written; null when none is owed.
+  private owedPong: { data: Buffer, pings: number } | null = null
 
   private hasFlag (flag: number): boolean {
     return (this.flags & flag) !== 0
@@ -144,13 +170,18 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.request = request
     this.protocol = options.protocol ?? ''
     this.closeTimeout = options.closeTimeout
-    this.highWaterMark = options.highWaterMark ?? 1024 * 1024
+    this.highWaterMark = options.highWaterMark ?? DEFAULTS.highWaterMark
     this.maxPendingBytes = options.maxPendingBytes ?? Math.max(options.maxMessageSize, 1024 * 1024)
+    this.maxBufferedAmount = options.maxBufferedAmount ?? DEFAULTS.maxBufferedAmount
+    this.refuseWhenFull = options.onBufferFull === 'refuse'
     this.log = options.logger
+    // Pongs are answered here rather than by the core, so they can be
+    // coalesced while the transport is backed up (see answerPing).
+    if (options.autoPong ?? true) this.flags |= AUTO_PONG
     this.core = new WebSocketProtocol({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
-      autoPong: options.autoPong,
+      autoPong: false,
       extension: options.extension
     }, new SocketBinding(this))
 
@@ -197,6 +228,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       }
       throw err
     }
+    if (!this.admit(callback)) return false
     if (callback !== undefined) this.addCallback(callback)
     this.core.send(data, options?.binary ?? typeof data !== 'string')
     return this.belowHighWaterMark()
@@ -215,16 +247,87 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
    */
   sendFrame (frame: Buffer): boolean {
     if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) return false
+    if (!this.admit(undefined, false)) return false
     this.queue(frame)
     return this.belowHighWaterMark()
   }
 
   ping (data?: string | Uint8Array): void {
-    this.core.ping(data)
+    if (this.admit()) this.core.ping(data)
   }
 
   pong (data?: string | Uint8Array): void {
-    this.core.pong(data)
+    if (this.admit()) this.core.pong(data)
+  }
+
+  /**
+   * Whether one more frame may be queued. Past `maxBufferedAmount` bytes
+   * waiting, the peer is not reading what it is sent: the connection is
+   * dropped, or (with `onBufferFull: 'refuse'`) the send is refused — thrown,
+   * or passed to `callback`. One send is always admitted below the mark, so a
+   * single large message on an idle connection goes out whatever its size.
+   */
+  private admit (callback?: SendCallback, throws = true): boolean {
+    const buffered = this.bufferedAmount
+    if (buffered < this.maxBufferedAmount) return true
+    const limit = this.maxBufferedAmount
+    if (this.refuseWhenFull) {
+      const err = new WebSocketError('WS_ERR_BUFFER_FULL', `send refused: ${buffered} bytes are waiting to be written (maxBufferedAmount ${limit})`)
+      if (callback !== undefined) process.nextTick(callback, err)
+      else if (throws) throw err
+      return false
+    }
+    this.abort(new WebSocketError('WS_ERR_BUFFER_FULL', `the peer is not reading: ${buffered} bytes waiting to be written (maxBufferedAmount ${limit})`, CloseCode.PolicyViolation), 'maxBufferedAmount')
+    if (callback !== undefined) process.nextTick(callback, new Error('the connection closed before the message was sent'))
+    return false
+  }
+
+  /**
+   * Ends a connection whose peer broke a resource limit that writing to it
+   * cannot fix (it is not reading): the close code is recorded for the
+   * `close` event and the socket is destroyed at once, since a close frame
+   * would only queue behind what the peer does not read.
+   */
+  private abort (error: WebSocketError, limit: string): void {
+    if (this.core.readyState === ReadyState.CLOSED) return
+    this.log?.info({ err: error, limit }, 'websocket connection dropped at a limit')
+    publishLimit(limit, this, error)
+    this.core.abort(error.closeCode ?? CloseCode.PolicyViolation, error.message)
+    if (this.listenerCount('error') > 0) this.emitSafely('error', error)
+    this.socket.destroy()
+  }
+
+  /**
+   * Answers a ping (auto-pong). While an earlier pong has not reached the
+   * kernel (the peer is not reading), later pings are coalesced into one
+   * owed pong carrying the latest payload, as RFC 6455 §5.5.3 permits; so a
+   * ping flood costs one pong, and a peer that keeps flooding is dropped.
+   */
+  answerPing (data: Buffer): void {
+    if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) return
+    if (!this.hasFlag(PONG_IN_FLIGHT)) {
+      this.flags |= PONG_QUEUED
+      this.core.pong(data)
+      return
+    }
+    // A copy: the payload is a view of a read chunk that the owed pong would pin.
+    const owed = this.owedPong
+    if (owed === null) this.owedPong = { data: Buffer.from(data), pings: 1 }
+    else {
+      owed.data = Buffer.from(data)
+      if (++owed.pings > MAX_OWED_PINGS) {
+        this.abort(new WebSocketError('WS_ERR_PING_FLOOD', `the peer sent ${owed.pings} pings without reading their pongs`, CloseCode.PolicyViolation), 'maxOwedPings')
+      }
+    }
+  }
+
+  /** @internal The write that carried a pong reached the kernel: send the owed one, if any. */
+  pongWritten (): void {
+    this.flags &= ~PONG_IN_FLIGHT
+    const owed = this.owedPong
+    if (owed === null) return
+    this.owedPong = null
+    this.answerPing(owed.data)
   }
 
   /**
@@ -425,6 +528,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.core.transportClosed()
     this.out = null
     this.outBytes = 0
+    this.owedPong = null
     const callbacks = this.outCallbacks
     this.outCallbacks = null
     if (callbacks !== null) {
@@ -432,7 +536,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
       for (const cb of callbacks) cb(err)
     }
     if (this.hasFlag(CLOSE_EMITTED | CLOSE_DEFERRED)) return
-    this.emitSafely(kTransportClosed)
+    this.emitSafely(kTransportClosed, this.core.closeCode, this.core.closeReason)
     if (this.hasFlag(HANDLER_RUNNING) && !this.hasConsumer()) {
       // An async handler still awaiting would attach its listeners to a closed
       // connection and never hear of the messages or the close: keep both for it.
@@ -487,7 +591,9 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.outBytes = 0
     // The socket's own `drain` only comes if the socket passed its (different)
     // mark, so an owed `drain` is also checked when this batch is written.
-    const done = callbacks === null && !this.hasFlag(NEED_DRAIN) ? undefined : flushDone(this, callbacks)
+    const pong = (this.flags & PONG_QUEUED) !== 0
+    if (pong) this.flags = (this.flags & ~PONG_QUEUED) | PONG_IN_FLIGHT
+    const done = callbacks === null && !pong && !this.hasFlag(NEED_DRAIN) ? undefined : flushDone(this, callbacks, pong)
     const socket = this.socket
     if (socket.destroyed || !socket.writable) {
       done?.(new Error('the connection closed before the message was sent'))
@@ -587,12 +693,14 @@ function flushTick (conn: WebSocketConnection): void {
   if ((conn['flags'] & FLUSH_SCHEDULED) !== 0) conn.flush()
 }
 
-function flushDone (conn: WebSocketConnection, callbacks: SendCallback[] | null): SendCallback {
+function flushDone (conn: WebSocketConnection, callbacks: SendCallback[] | null, pong: boolean): SendCallback {
   return (err) => {
     if (callbacks !== null) {
       for (const cb of callbacks) cb(err ?? null)
     }
-    if (!err) conn.checkDrain()
+    if (err) return
+    if (pong) conn.pongWritten()
+    conn.checkDrain()
   }
 }
 
@@ -627,6 +735,13 @@ function onSocketDrain (this: BoundSocket): void {
   this[kConnection].checkDrain()
 }
 
+/** The setting a peer's protocol error ran into, if it was a resource limit. */
+function limitOf (error: ProtocolError): string | undefined {
+  if (error.closeCode === CloseCode.MessageTooBig) return 'maxMessageSize'
+  if (error.code === 'WS_ERR_MESSAGE_TOO_FRAGMENTED') return 'maxMessagePieces'
+  return undefined
+}
+
 /** Adapts the protocol's handler calls to the connection. */
 class SocketBinding implements ProtocolHandler {
   private readonly conn: WebSocketConnection
@@ -643,6 +758,7 @@ class SocketBinding implements ProtocolHandler {
   }
 
   onPing (data: Buffer): void {
+    if ((this.conn['flags'] & AUTO_PONG) !== 0) this.conn.answerPing(data)
     this.conn['emitSafely']('ping', data)
   }
 
@@ -652,6 +768,11 @@ class SocketBinding implements ProtocolHandler {
 
   onError (error: Error): void {
     this.conn.logDebug({ err: error }, 'websocket protocol error')
+    const limit = error instanceof ProtocolError ? limitOf(error) : undefined
+    if (limit !== undefined) {
+      this.conn.log?.info({ err: error, limit }, 'websocket connection closed at a limit')
+      publishLimit(limit, this.conn, error)
+    }
     if (this.conn.listenerCount('error') > 0) this.conn['emitSafely']('error', error)
   }
 

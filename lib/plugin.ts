@@ -2,7 +2,9 @@ import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { WebSocketConnection, encodeBroadcastFrame, kTransportClosed, type WebSocketData } from './connection.js'
+import { WebSocketConnection, encodeBroadcastFrame, kTransportClosed, type BufferFullPolicy, type WebSocketData } from './connection.js'
+import { DEFAULTS as SETTING_DEFAULTS } from './defaults.js'
+import { channels, publishLimit } from './diagnostics.js'
 import { injectWebSocket, type InjectWSOptions } from './inject.js'
 import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type HandshakeAccepted, type SubprotocolSelector } from './protocol/handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
@@ -13,7 +15,7 @@ import { Heartbeats } from './heartbeat.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
-  /** Largest incoming message in bytes (sum of fragments). Default 1 MiB. */
+  /** Largest incoming message in bytes (sum of fragments). Default 1 MiB; past it, close 1009. */
   maxMessageSize?: number
   /** Milliseconds to wait for the peer to complete the closing handshake. Default 5000. */
   closeTimeout?: number
@@ -21,6 +23,23 @@ export interface WebSocketRouteSettings extends JsonMessageSettings {
   protocols?: SubprotocolSelector
   /** `send` returns false once this many bytes wait to be written. Default 1 MiB. */
   highWaterMark?: number
+  /**
+   * Most bytes a connection may have waiting to be written (messages, pings,
+   * pongs) before `onBufferFull` applies. Default 4 MiB.
+   */
+  maxBufferedAmount?: number
+  /**
+   * Past `maxBufferedAmount`: `'close'` (default) drops the connection, whose
+   * `close` event reports 1008; `'refuse'` keeps it and rejects the send with
+   * a `WebSocketError` coded `WS_ERR_BUFFER_FULL` (thrown, or given to the send callback).
+   */
+  onBufferFull?: BufferFullPolicy
+  /**
+   * Most connections open at once: at plugin level across the app (upgrades
+   * in progress count too), on a route for that route. Past it, upgrades get
+   * 503 with `Retry-After`; open connections are not touched. Default: no limit.
+   */
+  maxConnections?: number
   /** Reply to pings automatically. Default true. */
   autoPong?: boolean
   /**
@@ -43,13 +62,22 @@ export interface WebSocketRouteSettings extends JsonMessageSettings {
   errorHandler?: (this: FastifyInstance, error: unknown, conn: WebSocketConnection<FastifyRequest>, request: FastifyRequest) => void
 }
 
-export interface WebSocketPluginOptions extends WebSocketRouteSettings {}
+export interface WebSocketPluginOptions extends WebSocketRouteSettings {
+  /**
+   * Milliseconds from an upgrade request's head to its answer (hooks,
+   * validation, auth): past it the socket is destroyed. Default 10 s.
+   */
+  handshakeTimeout?: number
+}
 
 interface ResolvedSettings {
   maxMessageSize: number
   closeTimeout: number
   protocols: SubprotocolSelector | undefined
   highWaterMark: number
+  maxBufferedAmount: number
+  onBufferFull: BufferFullPolicy
+  maxConnections: number
   autoPong: boolean
   heartbeatInterval: number
   retainRequest: boolean
@@ -67,6 +95,8 @@ interface WsRoute {
   messages: RouteMessages
   /** No `handler` for plain HTTP: the route only serves WebSocket connections. */
   wsOnly: boolean
+  /** Connections open on this route (its `maxConnections`). */
+  open: number
   /** What a failing handler does; made on the route's first connection (it needs the route's instance). */
   fail?: FailureHandler
 }
@@ -101,6 +131,16 @@ const kBodySocket = Symbol('fastify-rfc6455.bodySocket')
 const kRoute = Symbol('fastify-rfc6455.route')
 // Marks a server that already has the plugin's upgrade listener: two would both answer every upgrade.
 const kRegistered = Symbol('fastify-rfc6455.registered')
+// The route a server connection belongs to, for its route's connection count.
+const kConnRoute = Symbol('fastify-rfc6455.connRoute')
+// The timer bounding an upgrade request's handshake, on its socket.
+const kHandshakeTimer = Symbol('fastify-rfc6455.handshakeTimer')
+// Seconds a client refused at maxConnections is told to wait: long enough to
+// spread a reconnect storm, short enough that capacity freed is used soon.
+const RETRY_AFTER_SECONDS = 5
+
+type ServerConnection = WebSocketConnection<FastifyRequest> & { [kConnRoute]?: WsRoute }
+type TimedSocket = Duplex & { [kHandshakeTimer]?: NodeJS.Timeout }
 
 interface UpgradeRequest extends IncomingMessage {
   [kSocket]?: Duplex
@@ -110,13 +150,16 @@ interface UpgradeRequest extends IncomingMessage {
 }
 
 const DEFAULTS: ResolvedSettings = {
-  maxMessageSize: 1024 * 1024,
-  closeTimeout: 5000,
+  maxMessageSize: SETTING_DEFAULTS.maxMessageSize,
+  closeTimeout: SETTING_DEFAULTS.closeTimeout,
   protocols: undefined,
-  highWaterMark: 1024 * 1024,
-  autoPong: true,
-  heartbeatInterval: 0,
-  retainRequest: true,
+  highWaterMark: SETTING_DEFAULTS.highWaterMark,
+  maxBufferedAmount: SETTING_DEFAULTS.maxBufferedAmount,
+  onBufferFull: SETTING_DEFAULTS.onBufferFull,
+  maxConnections: SETTING_DEFAULTS.maxConnections,
+  autoPong: SETTING_DEFAULTS.autoPong,
+  heartbeatInterval: SETTING_DEFAULTS.heartbeatInterval,
+  retainRequest: SETTING_DEFAULTS.retainRequest,
   errorHandler: undefined,
   onInvalidMessage: 'reply',
   onBinaryMessage: 'close'
@@ -138,6 +181,13 @@ function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSetti
     throw new TypeError(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
   }
   if (!(out.closeTimeout > 0)) throw new TypeError(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
+  if (!(out.maxBufferedAmount > 0)) throw new TypeError(`maxBufferedAmount must be a positive number of bytes, got ${out.maxBufferedAmount}`)
+  if (out.onBufferFull !== 'close' && out.onBufferFull !== 'refuse') {
+    throw new TypeError(`onBufferFull must be 'close' or 'refuse', got ${String(out.onBufferFull)}`)
+  }
+  if (!(out.maxConnections === Infinity || (Number.isSafeInteger(out.maxConnections) && out.maxConnections > 0))) {
+    throw new TypeError(`maxConnections must be a positive integer or Infinity, got ${out.maxConnections}`)
+  }
   if (!(out.heartbeatInterval >= 0 && out.heartbeatInterval < 2 ** 31)) {
     throw new TypeError(`heartbeatInterval must be 0 (off) or a number of milliseconds, got ${out.heartbeatInterval}`)
   }
@@ -154,11 +204,18 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     throw new Error('fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
   }
   const settings = resolveSettings(DEFAULTS, options)
+  const handshakeTimeout = options.handshakeTimeout ?? SETTING_DEFAULTS.handshakeTimeout
+  if (!(handshakeTimeout > 0 && handshakeTimeout < 2 ** 31)) {
+    throw new TypeError(`handshakeTimeout must be a positive number of milliseconds, got ${handshakeTimeout}`)
+  }
   // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
   checkMessageSettings(settings, 'fastify-rfc6455')
   const clients = new Set<WebSocketConnection<FastifyRequest>>()
   const heartbeats = new Heartbeats()
   const routes = new WeakMap<Function, WsRoute>()
+  // Upgrade requests between their head and their answer: they count
+  // against the plugin-level maxConnections, and each has a handshake timer.
+  const upgrading = new Set<Duplex>()
   let closing = false
 
   const registry: WebSocketRegistry = {
@@ -224,7 +281,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       handler: (wsHandler ?? routeOptions.handler) as WsHandler,
       settings: routeSettings,
       messages: new RouteMessages(this, routeOptions, routeSettings),
-      wsOnly: httpHandler === undefined
+      wsOnly: httpHandler === undefined,
+      open: 0
     }
     if (typeof route.handler !== 'function') throw new TypeError(`WebSocket route ${routeOptions.url}: the handler must be a function`)
     uncompiled.push(route.messages)
@@ -270,9 +328,24 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       return
     }
     if (refuseInvalidHandshake(raw, reply)) return
+    // Refused before the user's hooks, so a full route costs no auth lookup.
+    if (refuseAtCapacity(route, reply)) return
     request.ws = true
     done()
   })
+
+  /** Answers 503 with Retry-After when the app or the route has its maxConnections open. */
+  function refuseAtCapacity (route: WsRoute, reply: FastifyReply): boolean {
+    let limit: number
+    if (clients.size >= settings.maxConnections) limit = settings.maxConnections
+    else if (route.open >= route.settings.maxConnections) limit = route.settings.maxConnections
+    else return false
+    reply.log.warn({ limit, open: clients.size, routeOpen: route.open }, 'websocket upgrade refused: maxConnections reached')
+    publishLimit('maxConnections', undefined, undefined, reply.request.raw)
+    reply.code(503).header('Retry-After', String(RETRY_AFTER_SECONDS)).header('Connection', 'close')
+      .send(errorBody(503, `too many WebSocket connections (maxConnections ${limit}); retry later`))
+    return true
+  }
 
   function refuseInvalidHandshake (raw: UpgradeRequest, reply: FastifyReply): boolean {
     if (raw[kHandshake] !== undefined) return false
@@ -295,6 +368,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       // passed, and an upgrade now would keep the server from closing.
       return reply.code(503).header('Connection', 'close').send(errorBody(503, 'the server is shutting down'))
     }
+    // Checked again: other upgrades may have completed while this one's hooks ran.
+    if (refuseAtCapacity(route, reply)) return reply
     route.messages.prepare(compilers, request, reply) // no-op once compiled
     request.ws = true
     const handshake = raw[kHandshake]!
@@ -315,6 +390,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     raw[kSocket] = undefined
     raw[kHead] = undefined
     socket.removeListener('error', destroySocket)
+    handshakeDone(socket)
     if (socket.destroyed || !socket.writable) return
     ;(socket as any).setTimeout?.(0)
     ;(socket as any).setNoDelay?.(true)
@@ -327,11 +403,16 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       closeTimeout: s.closeTimeout,
       highWaterMark: s.highWaterMark,
       autoPong: s.autoPong,
+      maxBufferedAmount: s.maxBufferedAmount,
+      onBufferFull: s.onBufferFull,
       protocol,
       logger: request.log
     }, route.messages)
     clients.add(conn)
+    route.open++
+    ;(conn as ServerConnection)[kConnRoute] = route
     conn.on(kTransportClosed, removeClient)
+    if (channels.open.hasSubscribers) channels.open.publish({ connection: conn, request })
     if (s.heartbeatInterval > 0) heartbeats.add(conn, s.heartbeatInterval)
 
     // No closure in this function may capture the request: with retainRequest off,
@@ -362,19 +443,40 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     return undefined
   }
 
-  function removeClient (this: WebSocketConnection<FastifyRequest>): void {
-    clients.delete(this)
+  function removeClient (this: ServerConnection, code: number, reason: string): void {
+    if (!clients.delete(this)) return
+    this[kConnRoute]!.open--
     heartbeats.remove(this)
+    if (channels.close.hasSubscribers) channels.close.publish({ connection: this, code, reason, wasClean: this.wasClean })
+  }
+
+  /** Ends an upgrade request's socket with a bare response, before Fastify sees the request. */
+  function refuseRaw (rawRequest: IncomingMessage, socket: Duplex, status: number, reason: string, extraHeaders = ''): void {
+    if (channels.refused.hasSubscribers) channels.refused.publish({ request: rawRequest, statusCode: status, reason })
+    // A client that never ends its side would otherwise keep the socket (and app.close()) waiting.
+    socket.once('finish', destroySocket)
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${extraHeaders}Content-Length: 0\r\n\r\n`)
   }
 
   function onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroySocket)
     if (closing) {
-      // A client that never ends its side would otherwise keep app.close() waiting.
-      socket.once('finish', destroySocket)
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      refuseRaw(rawRequest, socket, 503, 'the server is shutting down')
       return
     }
+    const websocket = headerHasToken(rawRequest.headers.upgrade, 'websocket')
+    if (websocket && clients.size + upgrading.size >= settings.maxConnections) {
+      // Refused before routing and hooks: a flood of upgrades past the limit costs no user code.
+      fastify.log.warn({ limit: settings.maxConnections, open: clients.size, upgrading: upgrading.size }, 'websocket upgrade refused: maxConnections reached')
+      publishLimit('maxConnections', undefined, undefined, rawRequest)
+      refuseRaw(rawRequest, socket, 503, 'maxConnections reached', `Retry-After: ${RETRY_AFTER_SECONDS}\r\n`)
+      return
+    }
+    upgrading.add(socket)
+    const timer = setTimeout(onHandshakeTimeout, handshakeTimeout, socket, rawRequest)
+    timer.unref()
+    ;(socket as TimedSocket)[kHandshakeTimer] = timer
+    socket.once('close', onUpgradingSocketClose)
     const raw = rawRequest as UpgradeRequest
     raw[kSocket] = socket
     raw[kHead] = head
@@ -385,6 +487,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     response.shouldKeepAlive = false
     response.assignSocket(socket as any)
     response.once('finish', () => {
+      handshakeDone(socket)
+      if (websocket && channels.refused.hasSubscribers) channels.refused.publish({ request: rawRequest, statusCode: response.statusCode, reason: response.statusMessage })
       response.detachSocket(socket as any)
       // Nothing more is read from a refused upgrade, and a client that never ends its
       // side would keep the socket (and app.close()) waiting: close once the reply is out.
@@ -392,6 +496,27 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       socket.end()
     })
     fastify.routing(rawRequest, response)
+  }
+
+  /** The upgrade request was answered (101 or a refusal), or its socket is gone. */
+  function handshakeDone (socket: Duplex): void {
+    if (!upgrading.delete(socket)) return
+    const timed = socket as TimedSocket
+    clearTimeout(timed[kHandshakeTimer])
+    timed[kHandshakeTimer] = undefined
+    socket.removeListener('close', onUpgradingSocketClose)
+  }
+
+  function onUpgradingSocketClose (this: Duplex): void {
+    handshakeDone(this)
+  }
+
+  function onHandshakeTimeout (socket: Duplex, rawRequest: IncomingMessage): void {
+    handshakeDone(socket)
+    fastify.log.warn({ url: rawRequest.url, handshakeTimeout }, 'websocket upgrade request not answered within handshakeTimeout; closing its socket')
+    publishLimit('handshakeTimeout', undefined, undefined, rawRequest)
+    if (channels.refused.hasSubscribers) channels.refused.publish({ request: rawRequest, statusCode: 0, reason: 'handshakeTimeout' })
+    socket.destroy()
   }
 
   server[kRegistered] = true
@@ -414,6 +539,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   })
 
   fastify.addHook('onClose', function detach (_instance, done) {
+    for (const socket of upgrading) handshakeDone(socket)
     server.removeListener('upgrade', onUpgrade)
     server[kRegistered] = undefined
     heartbeats.stop()

@@ -189,6 +189,23 @@ export class WebSocketProtocol implements FrameParserSink {
     this.handler.closeTransport()
   }
 
+  /**
+   * Ends the connection without a closing handshake, because the transport
+   * is to be dropped at once (the I/O layer found the peer not reading what
+   * it is sent, so a close frame would never reach it). `code` and `reason`
+   * are what the closure reports locally; nothing is written.
+   */
+  abort (code: number, reason: string): void {
+    if (this.state === ReadyState.CLOSED) return
+    this.failed = true
+    this.sentClose = true
+    this.code = code
+    this.reason = reason
+    this.state = ReadyState.CLOSING
+    this.parser.stop()
+    this.rejectOutbound()
+  }
+
   /** The transport is gone; nothing more can be sent or received. */
   transportClosed (): void {
     if (this.state === ReadyState.CLOSED) return

@@ -1,0 +1,68 @@
+/**
+ * Every default setting, each stated once with its reason. The plugin merges
+ * these with plugin-level and route-level settings (plugin.ts); the
+ * connection falls back to them when driven directly (client role, tests).
+ */
+export const DEFAULTS = {
+  /**
+   * Largest incoming message (sum of its fragments), in bytes: 1 MiB. Chat,
+   * JSON and control traffic fit many times over; a peer cannot make one
+   * connection buffer more than this (plus the read in progress) for a message.
+   */
+  maxMessageSize: 1024 * 1024,
+  /**
+   * Milliseconds to wait for the peer's half of the closing handshake: 5 s.
+   * A live peer answers within a round trip; a dead one must not hold the socket.
+   */
+  closeTimeout: 5000,
+  /**
+   * `send` returns false once this many bytes wait to be written: 1 MiB.
+   * Large enough that a 1 MiB message does not flip it on an idle connection.
+   */
+  highWaterMark: 1024 * 1024,
+  /**
+   * Bytes that may wait to be written before `onBufferFull` applies: 4 MiB.
+   * Four times `highWaterMark`, so a route that respects `send()`'s return
+   * value (or `drain`) never reaches it even when it overshoots by a few
+   * messages, while a peer that stops reading costs at most 4 MiB plus one
+   * message instead of everything a careless route sends it.
+   */
+  maxBufferedAmount: 4 * 1024 * 1024,
+  /**
+   * Past `maxBufferedAmount`, drop the connection (1008). Closing is the
+   * default because the careless route — an echo or a broadcast that ignores
+   * `send()`'s return value — is the common one, and refusing sends it never
+   * checks would leave it silently losing messages on a stuck connection.
+   */
+  onBufferFull: 'close' as 'close' | 'refuse',
+  /**
+   * Upgrades open at once (this route, or the whole plugin at plugin level):
+   * unlimited. Each connection's memory is already bounded by the limits
+   * above, so what a count may be depends on the machine's memory and file
+   * descriptors, which the plugin cannot know; set it from a capacity test.
+   */
+  maxConnections: Infinity,
+  /**
+   * Milliseconds from the upgrade request's head to the 101 (your hooks,
+   * schema validation, auth lookups): 10 s. Far beyond any healthy auth or
+   * database call; a hook that hangs must not hold the socket (and a file
+   * descriptor) for ever, and Node's requestTimeout no longer applies once
+   * the request is handed to the `upgrade` event.
+   */
+  handshakeTimeout: 10_000,
+  /** Reply to pings automatically. */
+  autoPong: true,
+  /** Heartbeat pings: off (0), since the right interval depends on the proxies in between. */
+  heartbeatInterval: 0,
+  /** Keep `conn.request` for the connection's lifetime: what handlers expect from Fastify. */
+  retainRequest: true
+}
+
+/**
+ * Pings that may arrive while an earlier auto-pong is still unwritten (the
+ * peer is not reading) before the connection is dropped with 1008. They are
+ * coalesced into one owed pong, so memory is not the concern; CPU is. A
+ * well-behaved peer pings every few seconds, so 1,000 unanswered pings means
+ * minutes of stall at any sane rate, or a flood.
+ */
+export const MAX_OWED_PINGS = 1000
