@@ -27,6 +27,12 @@ describe('the websocket shorthand', () => {
     expect(app.get).type.not.toBeCallableWith('/ws', { websocket: { onBinaryMessage: 'decode' } }, () => {})
   })
 
+  test('accepts the limits, and only the documented buffer policies', () => {
+    expect(app.get).type.toBeCallableWith('/ws', { websocket: { maxBufferedAmount: 1 << 20, onBufferFull: 'refuse', maxConnections: 100 } }, () => {})
+    expect(app.get).type.not.toBeCallableWith('/ws', { websocket: { onBufferFull: 'drop' } }, () => {})
+    expect(app.register).type.toBeCallableWith(websocket, { handshakeTimeout: 5000, maxConnections: 10_000, onBufferFull: 'close' })
+  })
+
   test('types the request from the route schema with TypeBox', () => {
     const typed = app.withTypeProvider<TypeBoxTypeProvider>()
     typed.get('/ws', {
