@@ -246,10 +246,18 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
    * Used to encode a message once for many receivers.
    */
   sendFrame (frame: Buffer): boolean {
+    return this.enqueueFrame(frame) && this.belowHighWaterMark()
+  }
+
+  /**
+   * @internal Queues a complete frame; false if it was not queued (closing,
+   * or refused at `maxBufferedAmount`), as opposed to queued past the high-water mark.
+   */
+  enqueueFrame (frame: Buffer): boolean {
     if (this.core.readyState !== ReadyState.OPEN || this.core.closeSent) return false
     if (!this.admit(undefined, false)) return false
     this.queue(frame)
-    return this.belowHighWaterMark()
+    return true
   }
 
   ping (data?: string | Uint8Array): void {

@@ -227,8 +227,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       let count = 0
       for (const conn of opts?.clients ?? clients) {
         if (filter !== undefined && !filter(conn)) continue
-        if (conn.sendFrame(frame)) count++
-        else if (conn.readyState === WebSocketConnection.OPEN) count++
+        // A slow receiver is dropped or skipped by its own buffer limit; the others are not slowed.
+        if (conn.enqueueFrame(frame)) count++
       }
       return count
     }
