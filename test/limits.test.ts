@@ -283,3 +283,31 @@ t.test('diagnostics channels: open, close with its code, refused with its status
   await all.promise
   t.same(seen, ['open /ws function', 'close 4001 bye true', 'refused 426 /ws', 'refused 404 /nowhere'])
 })
+
+t.test('broadcast: a receiver that stops reading is dropped at its limit, the others get every message', async (t) => {
+  const app = await build(t, { maxBufferedAmount: 512 * 1024 })
+  const closes: number[] = []
+  app.get('/feed', { websocket: true }, (conn) => {
+    conn.on('close', (code) => closes.push(code))
+  })
+  await listen(app)
+  const good = await connect(app, '/feed')
+  const { peer: stalled } = await rawUpgrade(app, '/feed')
+  stalled.socket.pause()
+  let received = 0
+  good.on('message', () => { received++ })
+  const counts: number[] = []
+  const payload = Buffer.alloc(64 * 1024, 1)
+  for (let i = 0; i < 400 && (counts.length === 0 || counts.at(-1) === 2); i++) {
+    counts.push(app.websocket.broadcast(payload))
+    // The good client reads as fast as it can: give its reads a turn.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(counts.at(-1), 1, `after ${counts.length} broadcasts only the reading client is counted`)
+  t.same(closes, [1008], 'the stalled receiver was dropped with 1008')
+  const total = counts.length
+  while (received < total) await once(good, 'message')
+  t.equal(received, total, 'the reading client got every broadcast')
+  good.terminate()
+  stalled.destroy()
+})
