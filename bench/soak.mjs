@@ -1,0 +1,216 @@
+// Soak run for issue 8: `npm run soak` (builds dist/ first), not part of
+// `npm test`. Everything on 127.0.0.1, every phase bounded in count and time.
+//
+//   1. baseline  the server (bench/soak/server.mjs, a child with the plugin's
+//                defaults) is warmed by a few hundred connections that come
+//                and go and one peer of every hostile kind; then a GC'd reading
+//   2. load      N well-behaved `ws` connections opened in waves and held
+//                for --duration seconds with churn, pings and checked messages
+//   3. hostile   meanwhile: non-reading peers, ping floods, invalid frames,
+//                malformed upgrades, oversized and over-fragmented messages
+//   4. final     everything closes; once the server reports no clients,
+//                a GC'd reading is compared with the baseline
+//
+// Prints a table, one JSON line, and exits 1 if a check fails.
+
+import os from 'node:os'
+import { parseArgs } from 'node:util'
+import { NodeChild } from './lib/processes.mjs'
+import { Fleet } from './soak/fleet.mjs'
+import { planHostile, runHostile } from './soak/hostile.mjs'
+import { Monitor } from './soak/monitor.mjs'
+import { sleep } from './soak/raw-peer.mjs'
+import { checksOf, formatReport } from './soak/report.mjs'
+
+const USAGE = `Usage: node bench/soak.mjs [options]   (npm run soak -- [options])
+  --connections N   well-behaved connections held at once (default 10000; quick 1000)
+  --duration S      seconds they are held under churn and hostile peers (default 180; quick 12)
+  --quick           about 40 s in all: 1000 connections held 12 s
+  --help`
+
+function options () {
+  const { values } = parseArgs({
+    options: {
+      connections: { type: 'string' },
+      duration: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false }
+    }
+  })
+  const positive = (value, name, fallback) => {
+    if (value === undefined) return fallback
+    const number = Number(value)
+    if (!Number.isInteger(number) || number < 1) throw new Error(`--${name} must be a positive integer`)
+    return number
+  }
+  return {
+    help: values.help,
+    quick: values.quick,
+    connections: positive(values.connections, 'connections', values.quick ? 1000 : 10_000),
+    durationS: positive(values.duration, 'duration', values.quick ? 12 : 180)
+  }
+}
+
+const log = (message) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+
+async function waitForNoClients (server, monitor, deadlineMs) {
+  const deadline = Date.now() + deadlineMs
+  let reading
+  do {
+    reading = (await server.request({ request: 'sample' }, 10_000)).reading
+    monitor.observe(reading)
+    if (reading.clients === 0) return reading
+    await sleep(300)
+  } while (Date.now() < deadline)
+  return reading
+}
+
+// V8 returns the pages a full GC freed to the OS later, when its memory
+// reducer runs (about 8 s after a GC while little is allocated): without the
+// wait, a reading depends on how recently the heap was busy, by ±10 MiB.
+const SETTLE_MS = 10_000
+
+async function measure (server, settleMs = SETTLE_MS) {
+  return (await server.request({ request: 'measure', settleMs }, 60_000)).reading
+}
+
+async function main () {
+  const opts = options()
+  if (opts.help) {
+    console.log(USAGE)
+    return 0
+  }
+  const started = Date.now()
+  const timings = {}
+  const phase = async (name, work) => {
+    const at = Date.now()
+    const result = await work()
+    timings[name] = Math.round((Date.now() - at) / 100) / 10
+    return result
+  }
+
+  const server = new NodeChild({ name: 'soak server', script: 'bench/soak/server.mjs', nodeArgs: ['--expose-gc'], pin: false })
+  const ready = await server.firstMessage(20_000)
+  if (!ready.ready) throw new Error(`the soak server failed to start:\n${ready.failed}`)
+  const { port } = ready
+  log(`server pid ${server.pid} on 127.0.0.1:${port}`)
+  const monitor = new Monitor(server, port)
+  monitor.start()
+
+  // 1. Warm-up, then the baseline.
+  const warm = new Fleet(port, opts.quick ? 200 : 400, { tag: 'warm' })
+  const readings = {}
+  await phase('warm-up', async () => {
+    await warm.openAll(50, 30_000)
+    warm.start(20)
+    await runHostile(port, planHostile(0, { light: true }), 3000)
+    await warm.closeAll(20_000)
+    await waitForNoClients(server, monitor, 30_000)
+    await monitor.pause()
+    readings.baseline = await measure(server)
+    monitor.resume()
+  })
+  log(`baseline: rss ${(readings.baseline.rss / 2 ** 20).toFixed(1)} MiB, ${readings.baseline.fds} fds`)
+
+  // 2 + 3. The load and the hostile peers, concurrently.
+  const fleet = new Fleet(port, opts.connections)
+  let hostile
+  await phase('open', () => fleet.openAll(100, 120_000, (n) => log(`opening: ${n} of ${opts.connections}`)))
+  log(`${fleet.openCount} open`)
+  // Informative only (memory per connection): GC'd, without the settle.
+  readings.allOpen = await measure(server, 0)
+  monitor.observe(readings.allOpen)
+  await phase('hold', async () => {
+    fleet.start(Math.max(5, Math.round(opts.connections * 0.003)))
+    const hostileRun = runHostile(port, planHostile(opts.durationS / 180), opts.durationS * 1000)
+    const progress = setInterval(() => log(`holding: ${fleet.openCount} open, ${fleet.stats.reconnects} reconnects, ` +
+      `${fleet.stats.echo.echoed} echoed, ${fleet.stats.count.acked} counted`), 15_000)
+    await sleep(opts.durationS * 1000)
+    clearInterval(progress)
+    log('hold over; waiting for hostile peers still running')
+    hostile = await hostileRun
+  })
+
+  // 4. Close everything; the final reading once the server holds no clients.
+  let leftOpen
+  await phase('close', async () => {
+    leftOpen = await fleet.closeAll(30_000)
+    readings.noClients = await waitForNoClients(server, monitor, 30_000)
+  })
+  await monitor.stop()
+  readings.final = await measure(server)
+  const counts = (await server.request({ request: 'counts' }, 30_000)).counts
+  await server.stop()
+  timings.total = Math.round((Date.now() - started) / 1000)
+
+  const run = {
+    options: opts,
+    machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, ${os.platform()} ${os.release()}`,
+    date: new Date().toISOString(),
+    // Allocator settings the server inherited, if any (see bench/README.md).
+    env: Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('MALLOC_') || key === 'GLIBC_TUNABLES')),
+    timings,
+    readings,
+    peak: monitor.peak,
+    health: monitor.health,
+    crashed: monitor.crashed,
+    fleets: { warm: warm.stats, run: fleet.stats },
+    leftOpen,
+    // What the server saw during the run, without the warm-up.
+    server: serverCountersSince(readings.baseline.counters, readings.final.counters),
+    counts: compareCounts([...warm.countConnections, ...fleet.countConnections], counts),
+    hostile
+  }
+  const checks = checksOf(run)
+  console.log(formatReport(run, checks))
+  console.log(JSON.stringify({ soak: { ...run, checks } }))
+  return checks.every((check) => check.pass) ? 0 : 1
+}
+
+function tallySince (before = {}, after = {}) {
+  const result = {}
+  for (const [key, n] of Object.entries(after)) {
+    if (n - (before[key] ?? 0) > 0) result[key] = n - (before[key] ?? 0)
+  }
+  return result
+}
+
+function serverCountersSince (before, after) {
+  const ended = {}
+  for (const kind of Object.keys(after.ended)) ended[kind] = tallySince(before.ended[kind], after.ended[kind])
+  const d = after.diagnostics
+  const b = before.diagnostics
+  return {
+    echo: tallySince(before.echo, after.echo),
+    ended,
+    diagnostics: {
+      open: d.open - b.open,
+      close: tallySince(b.close, d.close),
+      refused: tallySince(b.refused, d.refused),
+      limit: tallySince(b.limit, d.limit)
+    }
+  }
+}
+
+/** What the server counted on /count against what each connection sent and saw written. */
+function compareCounts (connections, serverCounts) {
+  const result = { connections: connections.length, sent: 0, acked: 0, received: 0, lost: 0, extra: 0, outOfOrder: 0, bytesMismatch: 0 }
+  for (const conn of connections) {
+    const counted = serverCounts[conn.id] ?? { messages: 0, bytes: 0, outOfOrder: 0 }
+    result.sent += conn.sent
+    result.acked += conn.acked
+    result.received += counted.messages
+    result.outOfOrder += counted.outOfOrder
+    // Written means delivered; after a normal close, sent means delivered.
+    const owed = conn.normal ? conn.sent : conn.acked
+    result.lost += Math.max(0, owed - counted.messages)
+    result.extra += Math.max(0, counted.messages - conn.sent)
+    if (conn.normal && counted.bytes !== conn.sentBytes) result.bytesMismatch++
+  }
+  return result
+}
+
+main().then((code) => process.exit(code), (error) => {
+  console.error(`soak run failed: ${error?.stack ?? error}`)
+  process.exit(2)
+})
