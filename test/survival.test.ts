@@ -73,7 +73,10 @@ t.test('the process survives every hostile case while another client is served',
     t.same(results[name], { status: 413 }, `${name}: 413, then closed`)
   }
   for (const name of Object.keys(attacks.laxChunkCases)) {
-    t.same(results[name], { status: 400 }, `${name}: 400, as Node's parser answers`)
+    // Node 20: the plugin's decoder answers 400. Where Node parses such requests
+    // itself (shouldUpgradeCallback), its parser rejects them by closing the connection.
+    const { status } = results[name] as { status: number | string }
+    t.ok(status === 400 || status === 'no response', `${name}: refused (${status}), never accepted`)
   }
   t.match(results.pingFlood, { closedByServer: true }, 'the ping flooder was closed by the server')
   t.match(results.nonReaderEcho, { closedByServer: true }, 'the non-reading echo peer was closed by the server')
