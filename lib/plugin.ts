@@ -11,6 +11,7 @@ import { CloseCode } from './protocol/close-codes.js'
 import { CompilerCache, JsonWebSocketConnection, RouteMessages, checkMessageSettings, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
 import { headerHasToken } from './protocol/header-lists.js'
 import { upgradeRequestBody } from './upgrade-body.js'
+import { installUpgradeFilter } from './upgrade-filter.js'
 import { Heartbeats } from './heartbeat.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
@@ -258,7 +259,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   // A request that came through `upgrade` but is answered as plain HTTP (a route
   // without wsHandler, or Upgrade naming another protocol) may carry a body, and
   // Node stopped parsing after its head: read the body from the socket here.
-  fastify.addHook('preParsing', function readUpgradeRequestBody (request, _reply, payload, done) {
+  fastify.addHook('preParsing', function readUpgradeRequestBody (request, reply, payload, done) {
     const raw = request.raw as UpgradeRequest
     const socket = raw[kBodySocket]
     if (socket === undefined) {
@@ -266,7 +267,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       return
     }
     raw[kBodySocket] = undefined
-    const body = request.ws ? null : upgradeRequestBody(raw.headers, raw[kHead] ?? EMPTY, socket)
+    const body = request.ws ? null : upgradeRequestBody(raw.headers, raw[kHead] ?? EMPTY, socket, reply.raw)
     done(null, body ?? payload)
   })
 
@@ -521,6 +522,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
 
   server[kRegistered] = true
   server.on('upgrade', onUpgrade)
+  // Where Node allows it, only WebSocket handshakes come to onUpgrade; the rest are parsed by Node.
+  const removeUpgradeFilter = installUpgradeFilter(server, onUpgrade)
 
   fastify.addHook('preClose', function goingAway (done) {
     closing = true
@@ -541,6 +544,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   fastify.addHook('onClose', function detach (_instance, done) {
     for (const socket of upgrading) handshakeDone(socket)
     server.removeListener('upgrade', onUpgrade)
+    removeUpgradeFilter()
     server[kRegistered] = undefined
     heartbeats.stop()
     done()

@@ -52,6 +52,13 @@ function isHttp11OrLater (version: string | undefined): boolean {
   return major > 1 || (major === 1 && minor >= 1)
 }
 
+/** Whether the request announces a body: any Transfer-Encoding, or a Content-Length other than 0. */
+export function hasBody (headers: IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true
+  const length = headers['content-length']
+  return length !== undefined && !/^0+$/.test(length)
+}
+
 const BASE64_CHARS = new Uint8Array(128)
 for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') BASE64_CHARS[ch.charCodeAt(0)] = 1
 
@@ -74,6 +81,12 @@ export function validateHandshake (req: HandshakeRequest): HandshakeResult {
   const headers = req.headers
   if (req.method !== 'GET') {
     return refuse(405, `the opening handshake must be a GET request, not ${req.method ?? 'none'}`, { Allow: 'GET' })
+  }
+  if (hasBody(headers)) {
+    // RFC 9110 §9.3.1 gives content in a GET no meaning, and a server that switches
+    // protocols after the head would read the body as frames; Node, where it can,
+    // parses such a request as plain HTTP instead of handing it over.
+    return refuse(400, 'the opening handshake must not have a body (Content-Length above 0 or Transfer-Encoding)')
   }
   if (!isHttp11OrLater(req.httpVersion)) {
     return refuse(400, `the opening handshake needs HTTP/1.1 or later, not HTTP/${req.httpVersion ?? '?'}`)

@@ -74,6 +74,16 @@ t.test('method must be GET, else 405 with Allow', async (t) => {
   t.equal(first.status, 405, 'the method is checked first')
 })
 
+t.test('a handshake with a body is refused with 400', async (t) => {
+  for (const headers of [{ 'content-length': '5' }, { 'content-length': '010' }, { 'transfer-encoding': 'chunked' }, { 'transfer-encoding': 'identity' }]) {
+    const r = refusal(request({ headers }))
+    t.equal(r.status, 400, `${JSON.stringify(headers)}: 400`)
+    t.match(r.reason, /must not have a body/, `${JSON.stringify(headers)}: the reason names the rule`)
+  }
+  for (const length of ['0', '00']) t.ok(validateHandshake(request({ headers: { 'content-length': length } })).ok, `Content-Length: ${length} is no body`)
+  t.equal(refusal(request({ method: 'POST', headers: { 'content-length': '5' } })).status, 405, 'the method is checked first')
+})
+
 t.test('HTTP/1.1 or later', async (t) => {
   for (const httpVersion of ['1.0', '0.9', '1', undefined, 'abc', '1.x', '']) {
     const r = refusal(request({ httpVersion }))
