@@ -1,8 +1,10 @@
 import { constants as bufferConstants, isUtf8 } from 'node:buffer'
 import { CloseCode, isValidWireCloseCode } from './close-codes.js'
 import { ProtocolError } from './errors.js'
+import { EAGER_PAYLOAD_LIMIT, FramePayload } from './frame-payload.js'
 import { maskInto } from './mask.js'
 import { Opcode, isKnownOpcode } from './opcodes.js'
+import { pastPieceLimit, pieceLimits, tooFragmented, type PieceLimitOptions } from './piece-limit.js'
 import { Utf8Validator } from './utf8.js'
 
 export type Role = 'server' | 'client'
@@ -23,7 +25,7 @@ export interface FrameParserSink {
   onProtocolError (error: ProtocolError): void
 }
 
-export interface FrameParserOptions {
+export interface FrameParserOptions extends PieceLimitOptions {
   /** Which end of the connection we are; decides which masking rule applies to incoming frames. */
   role: Role
   /** Largest message (sum of its fragments' payloads) accepted, in bytes. */
@@ -33,9 +35,6 @@ export interface FrameParserOptions {
 }
 
 const MAX_HEADER = 14
-// Frames up to this size that span chunks get their whole buffer at once (one
-// copy, unmasked on the way); larger ones are collected piece by piece.
-const EAGER_PAYLOAD_LIMIT = 64 * 1024
 // 2^53 - 1 split as a 64-bit big-endian number: the high word may be at most 0x1fffff.
 const MAX_SAFE_HIGH_WORD = 0x1fffff
 // First allocation for a fragmented message whose first fragment is small.
@@ -47,15 +46,19 @@ const EMPTY = Buffer.alloc(0)
  *
  * Payloads that arrive whole inside one chunk are unmasked in place and
  * handed on as views of that chunk (the chunk is modified: the parser owns
- * what it is given). A payload spread over several chunks is copied once,
- * unmasked on the way, into a buffer of exactly its size. Fragments of a
- * message are copied once, unmasked on the way, into one message buffer.
+ * what it is given). A payload spread over several chunks is collected by a
+ * FramePayload (bounded memory per byte received, whatever the chunking).
+ * Fragments of a message are copied once, unmasked on the way, into one
+ * message buffer. A message cut into too many pieces fails with 1008
+ * (see piece-limit.ts).
  */
 export class FrameParser {
   private readonly sink: FrameParserSink
   private readonly expectMasked: boolean
   private readonly maxMessageSize: number
   private readonly allowRsv1: boolean
+  private readonly maxMessagePieces: number
+  private readonly minAveragePieceSize: number
 
   private stopped = false
 
@@ -69,8 +72,9 @@ export class FrameParser {
   private opcode = 0
   private payloadLength = 0
   private maskKey: Uint8Array | null = null
-  private partial: Buffer | null = null
-  private pieces: Buffer[] | null = null
+  // A control frame or single-frame message that spans chunks.
+  private payload: FramePayload | null = null
+  // Bytes of the fragment being read that are in `message`.
   private partialFilled = 0
   // The frame being read spans chunks and is a single-frame text message: its
   // UTF-8 is checked piece by piece, so bad input fails before the frame ends.
@@ -87,6 +91,9 @@ export class FrameParser {
   private messageLength = 0
   private message: Buffer | null = null
   private utf8: Utf8Validator | null = null
+  // Pieces of the data message being received, for the piece cap
+  // (piece-limit.ts); reset when a message starts in more than one piece.
+  private messagePieces = 0
 
   constructor (options: FrameParserOptions, sink: FrameParserSink) {
     this.sink = sink
@@ -95,6 +102,7 @@ export class FrameParser {
     // assembled: refuse it with 1009 rather than throw out of push().
     this.maxMessageSize = Math.min(options.maxMessageSize, bufferConstants.MAX_LENGTH)
     this.allowRsv1 = options.allowRsv1 === true
+    ;[this.maxMessagePieces, this.minAveragePieceSize] = pieceLimits(options)
   }
 
   /** True once a close frame or a protocol error ended parsing. */
@@ -106,8 +114,7 @@ export class FrameParser {
   stop (): void {
     this.stopped = true
     this.message = null
-    this.partial = null
-    this.pieces = null
+    this.payload = null
     this.assembling = false
   }
 
@@ -119,7 +126,7 @@ export class FrameParser {
         offset = this.fillFragment(chunk, offset)
         continue
       }
-      if (this.partial !== null || this.pieces !== null) {
+      if (this.payload !== null) {
         offset = this.fillPayload(chunk, offset)
         continue
       }
@@ -241,61 +248,28 @@ export class FrameParser {
       this.onFrame(payload, false)
       return offset + length
     }
-    this.partialFilled = 0
+    if (opcode < 0x8) this.messagePieces = 0
     this.checkTextPieces = opcode === Opcode.Text && !this.rsv1
     if (this.checkTextPieces) this.validator().reset()
-    if (length <= EAGER_PAYLOAD_LIMIT) {
-      this.partial = Buffer.allocUnsafe(length)
-    } else {
-      // A large frame is kept as the pieces that arrive, so memory follows what
-      // the peer actually sent, not what its header claims.
-      this.pieces = []
-    }
+    this.payload = new FramePayload(length)
     return this.fillPayload(chunk, offset)
   }
 
   /** Collects a control frame or a single-frame message that spans chunks. */
   private fillPayload (chunk: Buffer, offset: number): number {
-    const length = this.payloadLength
-    const filled = this.partialFilled
-    const count = Math.min(length - filled, chunk.length - offset)
-    const target = this.partial
-    let unmasked: Buffer
-    let at: number
-    if (target !== null) {
-      if (this.expectMasked) {
-        maskInto(chunk, offset, target, filled, count, this.maskKey!, filled & 3)
-      } else {
-        chunk.copy(target, filled, offset, offset + count)
-      }
-      unmasked = target
-      at = filled
-    } else {
-      // Unmasked as it arrives, while the bytes are still in cache: deferring that
-      // to the end of a large frame adds its whole cost to the message's latency.
-      const piece = chunk.subarray(offset, offset + count)
-      if (this.expectMasked) maskInto(piece, 0, piece, 0, count, this.maskKey!, filled & 3)
-      this.pieces!.push(piece)
-      unmasked = chunk
-      at = offset
-    }
-    if (this.checkTextPieces && !this.utf8!.push(unmasked.subarray(at, at + count))) {
+    const payload = this.payload!
+    const count = Math.min(payload.missing, chunk.length - offset)
+    if (!payload.add(chunk, offset, count, this.expectMasked ? this.maskKey : null, this.checkTextPieces ? this.utf8 : null)) {
       this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
       return chunk.length
     }
-    this.partialFilled = filled + count
-    if (this.partialFilled === length) {
-      let payload: Buffer
-      if (target !== null) {
-        payload = target
-        this.partial = null
-      } else {
-        payload = Buffer.concat(this.pieces!, length)
-        this.pieces = null
-      }
+    // Control frames are not pieces of a message; a header alone brings no bytes.
+    if (count > 0 && this.opcode < 0x8 && this.tooFragmented(payload.received)) return chunk.length
+    if (payload.missing === 0) {
+      this.payload = null
       const checked = this.checkTextPieces
       this.checkTextPieces = false
-      this.onFrame(payload, checked)
+      this.onFrame(payload.take(), checked)
     }
     return offset + count
   }
@@ -319,6 +293,8 @@ export class FrameParser {
         return chunk.length
       }
     }
+    // An empty fragment is a piece too, or endless empty continuations would cost nothing to send.
+    if ((count > 0 || this.payloadLength === 0) && this.tooFragmented(this.messageLength)) return chunk.length
     if (this.partialFilled === this.payloadLength) {
       this.assembling = false
       if (this.fin) this.finishMessage()
@@ -330,6 +306,7 @@ export class FrameParser {
     this.messageOpcode = opcode
     this.messageCompressed = this.rsv1
     this.messageLength = 0
+    this.messagePieces = 0
     if (opcode === Opcode.Text && !this.rsv1) this.validator().reset()
   }
 
@@ -361,6 +338,14 @@ export class FrameParser {
     if (current !== null) current.copy(grown, 0, 0, this.messageLength)
     this.message = grown
     return grown
+  }
+
+  /** Counts one more piece of the data message being received, which now has `received` bytes; fails it past the cap. */
+  private tooFragmented (received: number): boolean {
+    const pieces = ++this.messagePieces
+    if (!pastPieceLimit(pieces, received, this.maxMessagePieces, this.minAveragePieceSize)) return false
+    this.failWith(tooFragmented(pieces, received, this.maxMessagePieces, this.minAveragePieceSize))
+    return true
   }
 
   private validator (): Utf8Validator {
@@ -418,8 +403,12 @@ export class FrameParser {
   }
 
   private fail (code: number, message: string): false {
+    return this.failWith(new ProtocolError(code, message))
+  }
+
+  private failWith (error: ProtocolError): false {
     this.stop()
-    this.sink.onProtocolError(new ProtocolError(code, message))
+    this.sink.onProtocolError(error)
     return false
   }
 }

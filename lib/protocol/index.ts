@@ -17,5 +17,6 @@ export { buildClientRequest, generateKey, parseResponseHead, validateServerRespo
 export { formatExtensions, headerHasToken, isToken, parseExtensions, parseSubprotocols, type ExtensionOffer } from './header-lists.js'
 export { maskInto, unmaskInPlace } from './mask.js'
 export { Opcode, isControlOpcode, isKnownOpcode } from './opcodes.js'
+export { DEFAULT_MAX_MESSAGE_PIECES, DEFAULT_MIN_AVERAGE_PIECE_SIZE, type PieceLimitOptions } from './piece-limit.js'
 export { ReadyState, WebSocketProtocol, truncateReason, type ProtocolHandler, type ProtocolOptions } from './protocol.js'
 export { Utf8Validator, isValidUtf8 } from './utf8.js'

@@ -5,6 +5,7 @@ import type { MessageExtension } from './extension.js'
 import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
 import { encodeCloseFrame, encodeControlFrame, encodeFrame, toBuffer } from './frame-writer.js'
 import { Opcode } from './opcodes.js'
+import type { PieceLimitOptions } from './piece-limit.js'
 
 export const ReadyState = {
   CONNECTING: 0,
@@ -34,7 +35,8 @@ export interface ProtocolHandler {
   closeTransport (): void
 }
 
-export interface ProtocolOptions {
+/** `maxMessagePieces` / `minAveragePieceSize`: a message cut into too many pieces fails with 1008 (see piece-limit.ts). */
+export interface ProtocolOptions extends PieceLimitOptions {
   role: Role
   /** Largest incoming message in bytes (after any extension's decoding). */
   maxMessageSize: number
@@ -91,7 +93,9 @@ export class WebSocketProtocol implements FrameParserSink {
     this.parser = new FrameParser({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
-      allowRsv1: this.extension !== null
+      allowRsv1: this.extension !== null,
+      maxMessagePieces: options.maxMessagePieces,
+      minAveragePieceSize: options.minAveragePieceSize
     }, this)
   }
 
