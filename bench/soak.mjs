@@ -13,14 +13,16 @@
 //
 // Prints a table, one JSON line, and exits 1 if a check fails.
 
+import { spawnSync } from 'node:child_process'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { NodeChild } from './lib/processes.mjs'
+import { mallocTrim } from './soak/allocator.mjs'
 import { Fleet } from './soak/fleet.mjs'
 import { planHostile, runHostile } from './soak/hostile.mjs'
 import { Monitor } from './soak/monitor.mjs'
 import { sleep } from './soak/raw-peer.mjs'
-import { checksOf, formatReport } from './soak/report.mjs'
+import { checksOf, formatReport, RSS_TOLERANCE } from './soak/report.mjs'
 
 const USAGE = `Usage: node bench/soak.mjs [options]   (npm run soak -- [options])
   --connections N   well-behaved connections held at once (default 10000; quick 1000)
@@ -49,6 +51,13 @@ function options () {
     connections: positive(values.connections, 'connections', values.quick ? 1000 : 10_000),
     durationS: positive(values.duration, 'duration', values.quick ? 12 : 180)
   }
+}
+
+/** The commit measured, and whether lib/ had uncommitted changes when dist/ was built. */
+function revision () {
+  const git = (...args) => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? ''
+  const head = git('rev-parse', '--short', 'HEAD') || 'unknown'
+  return git('status', '--porcelain', '--', 'lib') === '' ? head : `${head} + uncommitted changes in lib/`
 }
 
 const log = (message) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
@@ -120,6 +129,7 @@ async function main () {
   // Informative only (memory per connection): GC'd, without the settle.
   readings.allOpen = await measure(server, 0)
   monitor.observe(readings.allOpen)
+  await server.request({ request: 'loopDelay' }, 10_000) // resets the server's histogram
   await phase('hold', async () => {
     fleet.start(Math.max(5, Math.round(opts.connections * 0.003)))
     const hostileRun = runHostile(port, planHostile(opts.durationS / 180), opts.durationS * 1000)
@@ -130,6 +140,7 @@ async function main () {
     log('hold over; waiting for hostile peers still running')
     hostile = await hostileRun
   })
+  const holdLoopDelay = (await server.request({ request: 'loopDelay' }, 10_000)).loopDelay
 
   // 4. Close everything; the final reading once the server holds no clients.
   let leftOpen
@@ -137,27 +148,39 @@ async function main () {
     leftOpen = await fleet.closeAll(30_000)
     readings.noClients = await waitForNoClients(server, monitor, 30_000)
   })
+  const closeLoopDelay = (await server.request({ request: 'loopDelay' }, 10_000)).loopDelay
   await monitor.stop()
   readings.final = await measure(server)
+  let trim = null
+  if (readings.final.rss > readings.baseline.rss * (1 + RSS_TOLERANCE)) {
+    log('RSS is above the baseline: calling malloc_trim(0) in the server through gdb to see how much of it is free memory glibc keeps')
+    trim = mallocTrim(server.pid)
+    if (trim.ok) readings.afterMallocTrim = await measure(server, 1000)
+  }
   const counts = (await server.request({ request: 'counts' }, 30_000)).counts
   await server.stop()
   timings.total = Math.round((Date.now() - started) / 1000)
 
+  const serverCounters = serverCountersSince(readings.baseline.counters, readings.final.counters)
+  for (const reading of Object.values(readings)) delete reading.counters
   const run = {
     options: opts,
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, ${os.platform()} ${os.release()}`,
     date: new Date().toISOString(),
+    revision: revision(),
     // Allocator settings the server inherited, if any (see bench/README.md).
-    env: Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('MALLOC_') || key === 'GLIBC_TUNABLES')),
+    env: Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('MALLOC_') || key === 'GLIBC_TUNABLES' || key === 'LD_PRELOAD')),
     timings,
     readings,
     peak: monitor.peak,
+    mallocTrim: trim,
     health: monitor.health,
+    serverLoopDelay: { hold: holdLoopDelay, close: closeLoopDelay },
     crashed: monitor.crashed,
     fleets: { warm: warm.stats, run: fleet.stats },
     leftOpen,
     // What the server saw during the run, without the warm-up.
-    server: serverCountersSince(readings.baseline.counters, readings.final.counters),
+    server: serverCounters,
     counts: compareCounts([...warm.countConnections, ...fleet.countConnections], counts),
     hostile
   }

@@ -14,6 +14,7 @@
 
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { readdirSync, readFileSync } from 'node:fs'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify from 'fastify'
 
 const CHANNELS = {
@@ -44,6 +45,10 @@ diagnosticsChannel.subscribe(CHANNELS.refused, (message) => {
 diagnosticsChannel.subscribe(CHANNELS.limit, (message) => {
   tally(diagnostics.limit, String(message?.limit ?? 'unnamed'))
 })
+
+// How long the server's event loop stalled, between two 'loopDelay' requests.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+loopDelay.enable()
 
 // Route counters.
 const echo = { connections: 0, messages: 0, bytes: 0 }
@@ -156,7 +161,11 @@ if (app !== undefined) {
         process.send({ id, reading: { ...reading(app), mainArena: mainArenaRss() } })
       }, settleMs ?? 0)
     }
-    else if (request === 'counts') process.send({ id, counts: Object.fromEntries(counted) })
+    else if (request === 'loopDelay') {
+      const ms = (ns) => Math.round(ns / 1e5) / 10
+      process.send({ id, loopDelay: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) } })
+      loopDelay.reset()
+    } else if (request === 'counts') process.send({ id, counts: Object.fromEntries(counted) })
     else process.send({ id, error: `unknown request ${request}` })
   })
   process.send({ ready: true, port: app.server.address().port, pid: process.pid })
