@@ -49,6 +49,9 @@ export interface ConnectionOptions {
   onBufferFull?: BufferFullPolicy
   /** Bytes of messages held for a handler that is not listening yet before reading pauses. */
   maxPendingBytes?: number
+  /** A message cut into more pieces than this (plus one per `minAveragePieceSize` bytes) fails with 1008. */
+  maxMessagePieces?: number
+  minAveragePieceSize?: number
   protocol?: string
   extension?: MessageExtension | null
   autoPong?: boolean
@@ -181,6 +184,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter {
     this.core = new WebSocketProtocol({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
+      maxMessagePieces: options.maxMessagePieces,
+      minAveragePieceSize: options.minAveragePieceSize,
       autoPong: false,
       extension: options.extension
     }, new SocketBinding(this))

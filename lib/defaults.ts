@@ -3,6 +3,8 @@
  * these with plugin-level and route-level settings (plugin.ts); the
  * connection falls back to them when driven directly (client role, tests).
  */
+import { DEFAULT_MAX_MESSAGE_PIECES, DEFAULT_MIN_AVERAGE_PIECE_SIZE } from './protocol/piece-limit.js'
+
 export const DEFAULTS = {
   /**
    * Largest incoming message (sum of its fragments), in bytes: 1 MiB. Chat,
@@ -10,6 +12,9 @@ export const DEFAULTS = {
    * connection buffer more than this (plus the read in progress) for a message.
    */
   maxMessageSize: 1024 * 1024,
+  /** Pieces (reads × frames) a message may arrive in: 1024, then one per 256 bytes; reasons in protocol/piece-limit.ts. */
+  maxMessagePieces: DEFAULT_MAX_MESSAGE_PIECES,
+  minAveragePieceSize: DEFAULT_MIN_AVERAGE_PIECE_SIZE,
   /**
    * Milliseconds to wait for the peer's half of the closing handshake: 5 s.
    * A live peer answers within a round trip; a dead one must not hold the socket.

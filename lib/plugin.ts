@@ -10,6 +10,7 @@ import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type Handsh
 import { CloseCode } from './protocol/close-codes.js'
 import { CompilerCache, JsonWebSocketConnection, RouteMessages, checkMessageSettings, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
 import { headerHasToken } from './protocol/header-lists.js'
+import { pieceLimits } from './protocol/piece-limit.js'
 import { upgradeRequestBody } from './upgrade-body.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
 import { Heartbeats } from './heartbeat.js'
@@ -18,6 +19,13 @@ import { Heartbeats } from './heartbeat.js'
 export interface WebSocketRouteSettings extends JsonMessageSettings {
   /** Largest incoming message in bytes (sum of fragments). Default 1 MiB; past it, close 1009. */
   maxMessageSize?: number
+  /**
+   * A message may arrive in this many pieces (a frame's bytes from one read,
+   * or an empty frame), plus one per `minAveragePieceSize` bytes; past that,
+   * close 1008 (`WS_ERR_MESSAGE_TOO_FRAGMENTED`). Defaults 1024 and 256.
+   */
+  maxMessagePieces?: number
+  minAveragePieceSize?: number
   /** Milliseconds to wait for the peer to complete the closing handshake. Default 5000. */
   closeTimeout?: number
   /** Subprotocols the server speaks, in order of preference, or a function choosing one of the client's. */
@@ -73,6 +81,8 @@ export interface WebSocketPluginOptions extends WebSocketRouteSettings {
 
 interface ResolvedSettings {
   maxMessageSize: number
+  maxMessagePieces: number
+  minAveragePieceSize: number
   closeTimeout: number
   protocols: SubprotocolSelector | undefined
   highWaterMark: number
@@ -152,6 +162,8 @@ interface UpgradeRequest extends IncomingMessage {
 
 const DEFAULTS: ResolvedSettings = {
   maxMessageSize: SETTING_DEFAULTS.maxMessageSize,
+  maxMessagePieces: SETTING_DEFAULTS.maxMessagePieces,
+  minAveragePieceSize: SETTING_DEFAULTS.minAveragePieceSize,
   closeTimeout: SETTING_DEFAULTS.closeTimeout,
   protocols: undefined,
   highWaterMark: SETTING_DEFAULTS.highWaterMark,
@@ -181,6 +193,7 @@ function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSetti
   if (!Number.isSafeInteger(out.maxMessageSize) || out.maxMessageSize < 0) {
     throw new TypeError(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
   }
+  pieceLimits(out) // throws a RangeError naming the bad one
   if (!(out.closeTimeout > 0)) throw new TypeError(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
   if (!(out.maxBufferedAmount > 0)) throw new TypeError(`maxBufferedAmount must be a positive number of bytes, got ${out.maxBufferedAmount}`)
   if (out.onBufferFull !== 'close' && out.onBufferFull !== 'refuse') {
@@ -401,6 +414,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     const conn = new JsonWebSocketConnection<FastifyRequest>(socket, request, {
       role: 'server',
       maxMessageSize: s.maxMessageSize,
+      maxMessagePieces: s.maxMessagePieces,
+      minAveragePieceSize: s.minAveragePieceSize,
       closeTimeout: s.closeTimeout,
       highWaterMark: s.highWaterMark,
       autoPong: s.autoPong,

@@ -311,3 +311,34 @@ t.test('broadcast: a receiver that stops reading is dropped at its limit, the ot
   good.terminate()
   stalled.destroy()
 })
+
+t.test('maxMessagePieces and minAveragePieceSize are route settings: past them, close 1008', async (t) => {
+  const app = await build(t)
+  const seen: Array<[number, string | undefined]> = []
+  const closed = gate()
+  app.get('/strict', { websocket: { maxMessagePieces: 3, minAveragePieceSize: Infinity } }, (conn) => {
+    let code: string | undefined
+    conn.on('error', (err: Error & { code?: string }) => { code = err.code })
+    conn.on('close', (c) => {
+      seen.push([c, code])
+      closed.resolve()
+    })
+  })
+  await listen(app)
+  const { peer } = await rawUpgrade(app, '/strict')
+  // Four fragments: one piece more than allowed.
+  peer.write(Buffer.concat([
+    clientFrame(0x1, 'a', { fin: false }), clientFrame(0x0, 'b', { fin: false }),
+    clientFrame(0x0, 'c', { fin: false }), clientFrame(0x0, 'd')
+  ]))
+  const frame = await peer.frame()
+  t.equal(frame.payload.readUInt16BE(0), 1008, 'the peer gets a close frame with 1008')
+  await closed.promise
+  t.same(seen, [[1008, 'WS_ERR_MESSAGE_TOO_FRAGMENTED']])
+  peer.destroy()
+  const other = await build(t)
+  for (const bad of [0, 1.5, -1]) {
+    t.throws(() => other.get(`/bad-pieces-${bad}`, { websocket: { maxMessagePieces: bad } }, () => {}), /maxMessagePieces/)
+  }
+  t.throws(() => other.get('/bad-average', { websocket: { minAveragePieceSize: -1 } }, () => {}), /minAveragePieceSize/)
+})
