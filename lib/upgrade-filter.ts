@@ -30,12 +30,13 @@ export interface UpgradeCandidate {
 }
 
 /**
- * Whether an upgrade request can become a WebSocket connection: a GET naming
- * `websocket` in Upgrade, without a body (the handshake refuses one, and only a
- * request without a body can be left unparsed past its head).
+ * Whether an upgrade request is one for the plugin's WebSocket handshake:
+ * `websocket` in Upgrade, and no body (the handshake refuses one, and only a
+ * request without a body can safely be left unparsed past its head). The
+ * method is not looked at: the handshake answers another one with 405 and
+ * closes the connection, as it does on Nodes without the callback.
  */
-export function willBeWebSocketHandshake (request: UpgradeCandidate): boolean {
-  if (request.method !== 'GET') return false
+export function isWebSocketUpgrade (request: UpgradeCandidate): boolean {
   return headerHasToken(request.headers.upgrade, 'websocket') && !hasBody(request.headers)
 }
 
@@ -56,7 +57,7 @@ export function installUpgradeFilter (server: object, ourListener: Function): ()
   if (typeof previous !== 'function') return noop
   let installed = true
   const filter: UpgradeCallback = function shouldUpgrade (request) {
-    if (installed && !willBeWebSocketHandshake(request) && !hasOtherListener(target, ourListener)) return false
+    if (installed && !isWebSocketUpgrade(request) && !hasOtherListener(target, ourListener)) return false
     return previous.call(this, request)
   }
   target.shouldUpgradeCallback = filter

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import http from 'node:http'
 import type net from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { installUpgradeFilter, type UpgradeCandidate } from '../lib/upgrade-filter.js'
 import { RawPeer, build, clientFrame, handshake, listen, rawRequest, rawUpgrade } from './helpers.js'
 
 // Node hands any request with Upgrade + Connection: upgrade to the plugin with
@@ -232,6 +233,40 @@ t.test('case 2: chunked framing Node refuses is refused through the plugin', asy
   peer.write(CHUNKED_H2C_HEAD + '7 \r\n')
   if (!NODE_PARSES_THEM) t.match(JSON.parse((await peer.response()).body), { message: 'chunked body: invalid character in chunk size' }, 'the rule is named')
   await survives(t, instance, sockets, peer)
+})
+
+t.test('installUpgradeFilter, on any Node: what it answers, and what it leaves behind', async (t) => {
+  const server = new EventEmitter() as EventEmitter & { shouldUpgradeCallback?: (req: UpgradeCandidate) => boolean }
+  t.equal(installUpgradeFilter(server, () => {})(), undefined, 'without shouldUpgradeCallback (Node 20) it does nothing')
+  t.equal(server.shouldUpgradeCallback, undefined)
+
+  const previous = function (this: EventEmitter): boolean { return this.listenerCount('upgrade') > 0 }
+  server.shouldUpgradeCallback = previous
+  const ours = (): void => {}
+  server.on('upgrade', ours)
+  const remove = installUpgradeFilter(server, ours)
+  const ask = (method: string, headers: UpgradeCandidate['headers']): boolean => server.shouldUpgradeCallback!.call(server, { method, headers })
+  const ws = { connection: 'Upgrade', upgrade: 'websocket' }
+  t.ok(ask('GET', ws), 'a WebSocket handshake upgrades')
+  t.ok(ask('GET', { ...ws, 'content-length': '0' }), 'Content-Length: 0 is no body')
+  t.notOk(ask('GET', { ...ws, 'content-length': '1' }), 'with a body, Node parses it')
+  t.notOk(ask('GET', { ...ws, 'transfer-encoding': 'chunked' }), 'with chunked framing, Node parses it')
+  t.ok(ask('POST', ws), 'another method without a body: the handshake answers it (405)')
+  t.notOk(ask('GET', { connection: 'Upgrade', upgrade: 'h2c' }), 'another protocol, Node parses it')
+  const other = (): void => {}
+  server.on('upgrade', other)
+  t.ok(ask('POST', { connection: 'Upgrade', upgrade: 'h2c', 'content-length': '3' }), 'with an app listener, the previous callback decides')
+  server.removeListener('upgrade', other)
+
+  const wrapped = server.shouldUpgradeCallback!
+  server.shouldUpgradeCallback = (req) => wrapped.call(server, req)
+  remove()
+  t.not(server.shouldUpgradeCallback, previous, 'wrapped by someone since: their callback stays')
+  t.ok(ask('POST', { connection: 'Upgrade', upgrade: 'h2c' }), 'and ours only passes through to the previous one')
+  server.shouldUpgradeCallback = wrapped
+  const removeAgain = installUpgradeFilter(server, ours)
+  removeAgain()
+  t.equal(server.shouldUpgradeCallback, wrapped, 'not wrapped: the previous callback is put back')
 })
 
 // The callback path, on a Node that has it: Node 24 through npx when this suite
