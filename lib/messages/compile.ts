@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifySchemaCompiler, FastifySerializerCompiler, RouteOptions } from 'fastify'
+import type { SchemaErrorFormatter } from './errors.js'
 
 /**
  * Resolving the compilers Fastify would use for a route's own schemas.
@@ -24,8 +25,6 @@ interface SchemaControllerLike {
   setupValidator (serverOptions: unknown): void
   setupSerializer (serverOptions: unknown): void
 }
-
-type SchemaErrorFormatterLike = (errors: any[], dataVar: any) => Error
 
 let internalsEnabled = true
 
@@ -99,10 +98,10 @@ export class CompilerCache {
 }
 
 /** The route's, then the instance's (`setSchemaErrorFormatter`), schema error formatter, if any. */
-export function schemaErrorFormatter (instance: FastifyInstance, routeOptions: RouteOptions): SchemaErrorFormatterLike | undefined {
-  if (typeof routeOptions.schemaErrorFormatter === 'function') return routeOptions.schemaErrorFormatter as SchemaErrorFormatterLike
+export function schemaErrorFormatter (instance: FastifyInstance, routeOptions: RouteOptions): SchemaErrorFormatter | undefined {
+  if (typeof routeOptions.schemaErrorFormatter === 'function') return routeOptions.schemaErrorFormatter as SchemaErrorFormatter
   const formatter = internal(instance, 'fastify.schemaErrorFormatter')
-  return typeof formatter === 'function' ? formatter as SchemaErrorFormatterLike : undefined
+  return typeof formatter === 'function' ? formatter as SchemaErrorFormatter : undefined
 }
 
 /** Fluent schemas (fluent-json-schema) become plain JSON Schema, as Fastify does for its own parts. */
@@ -135,7 +134,8 @@ const ANNOTATIONS = new Set(['$id', '$schema', '$comment', 'title', 'description
  * a branch, validating that branch is equivalent to validating the union,
  * reports the branch's own errors instead of every branch's, and costs one
  * branch instead of many. A tag that names none may still be valid once the
- * union's validator coerces it, so the codec keeps that validator as well.
+ * union's validator coerces it, so that validator is kept as well
+ * (`DiscriminatedUnionValidator` in validate.ts).
  * Returns null for anything else (including branches with `$ref`s, which
  * may point into the union's root).
  */

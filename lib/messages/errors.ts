@@ -106,6 +106,61 @@ export function createInvalidMessageError (code: InvalidMessageCode, message: st
   }
 }
 
+/** Fastify's `schemaErrorFormatter` (route or instance), which words schema violations when the app sets one. */
+export type SchemaErrorFormatter = (errors: any[], dataVar: any) => Error
+
+/**
+ * A schema violation. `errors` is what the validator reported: Ajv's
+ * issue list, or an `Error` from a validator that returns `{ error }`
+ * (TypeBox, Zod adapters…), whose own `validation` list is kept if it has one.
+ */
+export function schemaViolation (errors: unknown, formatter: SchemaErrorFormatter | undefined): InvalidMessageError {
+  if (errors instanceof Error) {
+    const validation = Array.isArray((errors as any).validation) ? (errors as any).validation : undefined
+    return createInvalidMessageError(InvalidMessageCode.Validation, errors.message, validation, errors)
+  }
+  const issues = Array.isArray(errors) ? errors as MessageValidationIssue[] : []
+  let message: string
+  if (formatter !== undefined) {
+    message = formatter(issues, 'message').message
+  } else {
+    message = issues.length > 0 ? formatValidationErrors(issues, 'message') : 'message is invalid'
+  }
+  return createInvalidMessageError(InvalidMessageCode.Validation, message, issues)
+}
+
+/** A discriminated message that is not an object, worded as Ajv words `type: 'object'`. */
+export function notAnObject (formatter: SchemaErrorFormatter | undefined): InvalidMessageError {
+  return schemaViolation([{ instancePath: '', keyword: 'type', params: { type: 'object' }, message: 'must be object' }], formatter)
+}
+
+/** A discriminated message without its tag, worded as Ajv words `required`. */
+export function missingTag (key: string, formatter: SchemaErrorFormatter | undefined): InvalidMessageError {
+  return schemaViolation([{ instancePath: '', keyword: 'required', params: { missingProperty: key }, message: `must have required property '${key}'` }], formatter)
+}
+
+/** A tag that names no variant of the schema, or no handler given to `onJson`. */
+export function unknownMessageType (key: string, tag: unknown, allowed: unknown[]): InvalidMessageError {
+  const list = allowed.map((v) => JSON.stringify(v)).join(', ')
+  const shown = tag === undefined ? 'missing' : JSON.stringify(tag)
+  return createInvalidMessageError(
+    InvalidMessageCode.UnknownMessageType,
+    `message/${key} must be one of the known message types (${list}), got ${shown}`,
+    [{ instancePath: '/' + key, keyword: 'discriminator', params: { tag: key, tagValue: tag, allowedValues: allowed }, message: `must be one of ${list}` }]
+  )
+}
+
+/**
+ * A `schema.message` / `schema.outgoing` that did not compile, with the
+ * code and wording Fastify uses for a route's body or response schema.
+ */
+export function schemaBuildError (part: 'message' | 'outgoing', method: unknown, url: unknown, error: unknown): Error {
+  const reason = error instanceof Error ? error.message : String(error)
+  const err = new Error(`Failed building the ${part} schema for ${String(method)}: ${String(url)}, due to error ${reason}`, { cause: error })
+  ;(err as any).code = part === 'message' ? 'FST_ERR_SCH_VALIDATION_BUILD' : 'FST_ERR_SCH_SERIALIZATION_BUILD'
+  return err
+}
+
 /** Fastify's default text for validation errors: `message/room must be string`. */
 export function formatValidationErrors (issues: readonly MessageValidationIssue[], dataVar: string): string {
   let text = ''

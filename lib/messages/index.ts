@@ -1,8 +1,7 @@
-export { JsonWebSocketConnection, kSetFailureHandler } from './connection.js'
-export { RouteMessages, checkMessageSettings } from './codec.js'
+export { JsonWebSocketConnection, kSetFailureHandler } from './json-connection.js'
+export { RouteMessages } from './route-messages.js'
+export { checkMessageSettings } from './policies.js'
 export { CompilerCache, setFastifyInternalsEnabled } from './compile.js'
 export { InvalidMessageError, InvalidMessageCode, type InvalidMessageBody, type MessageValidationIssue } from './errors.js'
-export type {
-  BinaryMessagePolicy, DiscriminatorOf, IncomingMessageOf, InvalidMessagePolicy, JsonMessageHandler, JsonMessageSettings,
-  OutgoingMessageOf, VariantHandlers
-} from './types.js'
+export type { BinaryMessagePolicy, InvalidMessagePolicy, JsonMessageSettings } from './settings.js'
+export type { DiscriminatorOf, IncomingMessageOf, JsonMessageHandler, OutgoingMessageOf, VariantHandlers } from './types.js'

@@ -1,40 +1,11 @@
-import type { FastifyRequest, FastifyTypeProvider } from 'fastify'
-import type { InvalidMessageError } from './errors.js'
-import type { JsonWebSocketConnection } from './connection.js'
+import type { FastifyTypeProvider } from 'fastify'
 
-/**
- * What happens to an incoming message that is not valid JSON or fails the
- * route's `schema.message`:
- * - `'reply'` (default): the client gets an `InvalidMessageBody` (Fastify's
- *   error shape plus `validation`) and the connection stays open;
- * - `'close'`: the connection is closed with `error.closeCode` (1007 for
- *   unparsable JSON, 1008 for a schema violation or unknown message type);
- * - `'ignore'`: the message is dropped;
- * - a function, called with the error and the connection, decides.
+/*
+ * The types that give JSON messages their TypeScript types: from the route
+ * generic or the type provider, down to each variant's handler. They name
+ * no class, so every module here may import them; the settings types,
+ * which name the connection, are in settings.ts.
  */
-export type InvalidMessagePolicy =
-  | 'reply'
-  | 'close'
-  | 'ignore'
-  | ((error: InvalidMessageError, conn: JsonWebSocketConnection<FastifyRequest>) => void)
-
-/**
- * What a JSON consumer (`onJson`, `messages()`) does with a binary message:
- * - `'close'` (default): close the connection with 1003 (unsupported data);
- * - `'error'`: treat it as an invalid message (`FST_ERR_WS_BINARY_MESSAGE`,
- *   status 415, close code 1003) under the `onInvalidMessage` policy;
- * - `'ignore'`: drop it;
- * - `'json'`: decode it as UTF-8 JSON, like a text message.
- */
-export type BinaryMessagePolicy = 'close' | 'error' | 'ignore' | 'json'
-
-/** The JSON-message settings of the plugin and of `websocket: { … }` on a route. */
-export interface JsonMessageSettings {
-  /** Invalid JSON / schema violations. Default `'reply'`. */
-  onInvalidMessage?: InvalidMessagePolicy
-  /** Binary messages reaching a JSON consumer. Default `'close'`. */
-  onBinaryMessage?: BinaryMessagePolicy
-}
 
 // Fastify's CallValidatorTypeProvider / CallSerializerTypeProvider, which it does not export.
 type CallValidator<TypeProvider extends FastifyTypeProvider, Schema> = (TypeProvider & { schema: Schema })['validator']

@@ -1,21 +1,43 @@
 import type { Duplex } from 'node:stream'
 import { WebSocketConnection, type ConnectionOptions, type SendCallback } from '../connection.js'
 import { CloseCode } from '../protocol/close-codes.js'
-import { SKIP, type RouteMessages } from './codec.js'
+import { UNDECODED_BINARY } from './decode.js'
 import { InvalidMessageError } from './errors.js'
+import type { RouteMessages } from './route-messages.js'
 import type { DiscriminatorOf, JsonMessageHandler, VariantHandlers } from './types.js'
 
 type AnyHandler = (message: unknown, conn: unknown) => unknown
 
+/**
+ * Who consumes JSON on a connection (made by `onJson` or `messages()`).
+ * The two differ only in how a message reaches the app (a handler call or
+ * the loop's next value) and where a failure goes; everything before that
+ * is `#accept`, shared.
+ */
 interface JsonConsumer {
   /** 'onJson' or 'messages()', for the error when a second one is attached. */
   kind: string
+  /**
+   * Who receives the message `#accept` just returned: the `onJson` handler,
+   * or, with per-variant handlers, the one `#accept` picked for it.
+   */
   handler: AnyHandler | null
+  /** `onJson(discriminator, handlers)`: the handlers by tag, and the tag's property. */
   handlers: Record<string, AnyHandler> | null
   discriminator: string | null
+  /**
+   * `messages()`: a failure (a policy function that threw, a validator that
+   * broke) is thrown into the `for await` loop that reads the messages.
+   * `onJson`: it goes to the route's failure handling (`errorHandler`, or
+   * a log entry and close 1011), as a failing handler's does.
+   */
+  throwsFailures: boolean
   /** A policy closed the connection: nothing more is read. */
   stopped: boolean
 }
+
+// What `#accept` returns when the message is not for the app (refused, or read after `stopped`).
+const NO_MESSAGE: unique symbol = Symbol('fastify-rfc6455.noMessage')
 
 const OPEN = WebSocketConnection.OPEN
 
@@ -32,7 +54,7 @@ export const kSetFailureHandler = Symbol('fastify-rfc6455.setFailureHandler')
  * (`onJson` or `messages()`, one of the two, once) sees every message too.
  */
 export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unknown> extends WebSocketConnection<Request> {
-  readonly #codec: RouteMessages
+  readonly #route: RouteMessages
   // Who consumes JSON here, made by onJson/messages(): most connections of a
   // route that does not use them never pay for the fields.
   #json: JsonConsumer | null = null
@@ -41,7 +63,7 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
 
   constructor (socket: Duplex, request: Request, options: ConnectionOptions, messages: RouteMessages) {
     super(socket, request, options)
-    this.#codec = messages
+    this.#route = messages
   }
 
   /**
@@ -89,13 +111,13 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
 
   /** Serializes `message` with the route's `schema.outgoing` (only declared fields are sent) and sends it as text. */
   sendJson (message: Out, callback?: SendCallback): boolean {
-    const text = this.#codec.serialize(message)
+    const text = this.#route.serialize(message)
     return callback === undefined ? this.send(text) : this.send(text, callback)
   }
 
   /** The text `sendJson` would send, e.g. to broadcast it with `app.websocket.broadcast`. */
   serializeJson (message: Out): string {
-    return this.#codec.serialize(message)
+    return this.#route.serialize(message)
   }
 
   /** @internal */
@@ -116,11 +138,11 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     if (this.readyState === OPEN) this.close(CloseCode.InternalError, 'internal error')
   }
 
-  #claim (what: string): JsonConsumer {
+  #claim (what: 'onJson' | 'messages()'): JsonConsumer {
     if (this.#json !== null) {
       throw new Error(`${what}: this connection already has a JSON consumer (${this.#json.kind}); use one onJson or one messages() per connection`)
     }
-    this.#json = { kind: what, handler: null, handlers: null, discriminator: null, stopped: false }
+    this.#json = { kind: what, handler: null, handlers: null, discriminator: null, throwsFailures: what === 'messages()', stopped: false }
     return this.#json
   }
 
@@ -129,27 +151,14 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     this.#receive(data, isBinary)
   }
 
+  // The onJson side: `#accept`, then the handler; what it returns or throws is the handler's failure.
   #receive (data: Buffer, isBinary: boolean): void {
     const consumer = this.#json!
-    if (consumer.stopped) return
-    const codec = this.#codec
-    let message: unknown
-    let handler = consumer.handler
-    try {
-      message = codec.decode(data, isBinary, consumer.discriminator)
-      if (message === SKIP) {
-        this.#settle(codec.rejectBinary(this, this.log))
-        return
-      }
-      if (consumer.handlers !== null) handler = consumer.handlers[codec.tagOf(message, consumer.discriminator!, consumer.handlers)]
-    } catch (error) {
-      if (error instanceof InvalidMessageError) this.#settle(codec.reject(this, error, this.log))
-      else this.#failure(error)
-      return
-    }
+    const message = this.#accept(consumer, data, isBinary)
+    if (message === NO_MESSAGE) return
     let result: unknown
     try {
-      result = handler!(message, this)
+      result = consumer.handler!(message, this)
     } catch (error) {
       this.#failure(error)
       return
@@ -159,34 +168,50 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     }
   }
 
-  // After a policy ran: a policy function that threw fails the connection; a closed one reads no more.
-  #settle (policyError: unknown): void {
-    if (policyError !== undefined) this.#failure(policyError)
-    if (this.readyState !== OPEN) this.#json!.stopped = true
-  }
-
+  // The messages() side: `#accept`, then the loop body; reading pauses while it is busy (the raw iterator's backpressure).
   async * #iterate (consumer: JsonConsumer, raw: AsyncIterableIterator<{ data: Buffer, isBinary: boolean }>): AsyncGenerator<In, undefined, undefined> {
-    const codec = this.#codec
     for await (const { data, isBinary } of raw) {
-      if (consumer.stopped) continue
-      let message: unknown
-      try {
-        message = codec.decode(data, isBinary, null)
-      } catch (error) {
-        if (!(error instanceof InvalidMessageError)) throw error
-        const policyError = codec.reject(this, error, this.log)
-        if (policyError !== undefined) throw policyError
-        if (this.readyState !== OPEN) consumer.stopped = true
-        continue
-      }
-      if (message === SKIP) {
-        const policyError = codec.rejectBinary(this, this.log)
-        if (policyError !== undefined) throw policyError
-        if (this.readyState !== OPEN) consumer.stopped = true
-        continue
-      }
-      yield message as In
+      const message = this.#accept(consumer, data, isBinary)
+      if (message !== NO_MESSAGE) yield message as In
     }
     return undefined
+  }
+
+  /**
+   * The one consume path of `onJson` and `messages()`: decodes and validates
+   * a message, picks its variant handler, and applies the route's policy to
+   * one that cannot be delivered. Returns the message, or NO_MESSAGE.
+   */
+  #accept (consumer: JsonConsumer, data: Buffer, isBinary: boolean): unknown {
+    if (consumer.stopped) return NO_MESSAGE
+    const route = this.#route
+    let message: unknown
+    let invalid: InvalidMessageError | null = null
+    try {
+      message = route.decodeAndValidate(data, isBinary, consumer.discriminator)
+      if (consumer.handlers !== null && message !== UNDECODED_BINARY) {
+        consumer.handler = consumer.handlers[route.handlerTag(message, consumer.discriminator!, consumer.handlers)]
+      }
+    } catch (error) {
+      if (!(error instanceof InvalidMessageError)) {
+        this.#reportFailure(consumer, error)
+        return NO_MESSAGE
+      }
+      invalid = error
+    }
+    if (invalid === null && message !== UNDECODED_BINARY) return message
+    // Outside the try: a policy function may rethrow the InvalidMessageError it was given.
+    const policyError = invalid !== null
+      ? route.policies.rejectInvalid(this, invalid, this.log)
+      : route.policies.rejectBinary(this, this.log)
+    if (policyError !== undefined) this.#reportFailure(consumer, policyError)
+    if (this.readyState !== OPEN) consumer.stopped = true
+    return NO_MESSAGE
+  }
+
+  // Where a failure goes depends on the consumer (see `throwsFailures`).
+  #reportFailure (consumer: JsonConsumer, error: unknown): void {
+    if (consumer.throwsFailures) throw error
+    this.#failure(error)
   }
 }
