@@ -4,9 +4,10 @@ import t from 'tap'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { ProtocolError, WebSocketConnection, type WebSocketRouteSettings } from '../lib/index.js'
-import {
-  LogCapture, Queue, build, clientClosed, closeEvent, clientFrame, closePayload, connect, gate, inboxOf, listen, parseClose, rawUpgrade
-} from './helpers.js'
+import { LogCapture, Queue, build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from './helpers/app.js'
+import { rawUpgrade } from './helpers/raw-peer.js'
+import { closePayload, encodeFrame, parseClose } from './helpers/wire.cjs'
+import { fakeTimers, loopTurns, within } from './helpers/time.js'
 
 type ServerConn = WebSocketConnection<FastifyRequest>
 
@@ -208,6 +209,8 @@ t.test('close(code, reason) from the server', async (t) => {
   const ws = await connect(app, '/close')
   const conn = await conns.next()
   t.equal(conn.readyState, WebSocketConnection.OPEN)
+  let closeEvents = 0
+  conn.on('close', () => { closeEvents++ })
   const serverClosed = closeEvent(conn)
   const clientSaw = clientClosed(ws)
   conn.close(4001, 'going now')
@@ -219,7 +222,33 @@ t.test('close(code, reason) from the server', async (t) => {
   t.equal(conn.readyState, WebSocketConnection.CLOSED)
   t.equal(conn.wasClean, true)
   conn.close(1000)
-  t.pass('close() again is a no-op')
+  await loopTurns()
+  t.equal(closeEvents, 1, 'close() once closed emits no second close event')
+  t.equal(conn.readyState, WebSocketConnection.CLOSED)
+  t.equal(conn.wasClean, true, 'and it stays clean')
+})
+
+t.test('close() while closing sends no second close frame', async (t) => {
+  const app = await build(t)
+  const conns = accept(app, '/close', { closeTimeout: 60_000 })
+  await listen(app)
+  const { peer } = await rawUpgrade(app, '/close')
+  const conn = await conns.next()
+  let closeEvents = 0
+  conn.on('close', () => { closeEvents++ })
+  const closed = closeEvent(conn)
+  conn.close(4001, 'first')
+  conn.close(4002, 'second')
+  t.equal(conn.readyState, WebSocketConnection.CLOSING)
+  t.same(parseClose(await peer.frame()), { code: 4001, reason: 'first' }, 'the first close frame went out')
+  peer.write(encodeFrame(0x8, closePayload(4001)))
+  await peer.end()
+  t.equal(peer.unread.length, 0, 'nothing followed it before the server ended TCP')
+  peer.socket.end()
+  t.same(await closed, [4001, ''], 'closed with the code the peer echoed')
+  conn.close(4003)
+  await loopTurns()
+  t.equal(closeEvents, 1, 'one close event')
 })
 
 t.test('close from the client', async (t) => {
@@ -264,21 +293,24 @@ t.test('invalid close arguments throw and leave the connection open', async (t) 
 })
 
 t.test('a peer that never answers the close frame is dropped after closeTimeout', async (t) => {
+  const clock = fakeTimers(t, ['setTimeout'])
   const app = await build(t)
-  const conns = accept(app, '/deaf', { closeTimeout: 200 })
+  const conns = accept(app, '/deaf', { closeTimeout: 5000 })
   await listen(app)
   const { peer } = await rawUpgrade(app, '/deaf')
   const conn = await conns.next()
-  const closed = closeEvent(conn)
-  const started = Date.now()
+  let closed = false
+  const closing = closeEvent(conn).then((event) => { closed = true; return event })
   conn.close(1000, 'bye')
   t.same(parseClose(await peer.frame()), { code: 1000, reason: 'bye' }, 'the peer got the close frame')
-  const [code] = await closed
-  const elapsed = Date.now() - started
-  t.ok(elapsed >= 150, `closed after the timeout (${elapsed} ms)`)
+  clock.tick(4999)
+  await loopTurns()
+  t.equal(closed, false, 'still waiting for the answer 1 ms before closeTimeout')
+  clock.tick(1)
+  const [code] = await within(closing, 'the close event at closeTimeout')
   t.equal(code, 1006, 'no close frame came back')
   t.equal(conn.wasClean, false)
-  await peer.closedEvent()
+  await within(peer.closedEvent(), 'the TCP connection closing')
   t.ok(peer.closed, 'the peer\'s connection is gone')
 })
 
@@ -291,7 +323,7 @@ t.test('the server ends TCP once the peer answers the close frame', async (t) =>
   const closed = closeEvent(conn)
   conn.close(4003)
   t.equal(parseClose(await peer.frame()).code, 4003)
-  peer.write(clientFrame(0x8, closePayload(4003)))
+  peer.write(encodeFrame(0x8, closePayload(4003)))
   await peer.end()
   t.ok(peer.ended, 'the server ended the connection without waiting for the timeout')
   peer.socket.end()
@@ -305,7 +337,7 @@ t.test('a peer that starts the close gets the code echoed and the socket ended',
   const { peer } = await rawUpgrade(app, '/echo-close')
   const conn = await conns.next()
   const closed = closeEvent(conn)
-  peer.write(clientFrame(0x8, closePayload(4321, 'peer reason')))
+  peer.write(encodeFrame(0x8, closePayload(4321, 'peer reason')))
   t.same(parseClose(await peer.frame()), { code: 4321, reason: '' })
   await peer.end()
   peer.socket.end()
@@ -365,14 +397,14 @@ t.test('protocol errors over a real socket', async (t) => {
   await listen(app)
 
   const cases: Array<[string, Buffer, number]> = [
-    ['an unmasked frame', clientFrame(0x1, 'hi', { mask: false }), 1002],
-    ['invalid UTF-8 in a text message', clientFrame(0x1, Buffer.from([0x68, 0xff, 0xfe])), 1007],
-    ['a message over maxMessageSize', clientFrame(0x2, Buffer.alloc(1025)), 1009],
+    ['an unmasked frame', encodeFrame(0x1, 'hi', { mask: false }), 1002],
+    ['invalid UTF-8 in a text message', encodeFrame(0x1, Buffer.from([0x68, 0xff, 0xfe])), 1007],
+    ['a message over maxMessageSize', encodeFrame(0x2, Buffer.alloc(1025)), 1009],
     ['fragments over maxMessageSize in total', Buffer.concat([
-      clientFrame(0x2, Buffer.alloc(600), { fin: false }), clientFrame(0x0, Buffer.alloc(600))
+      encodeFrame(0x2, Buffer.alloc(600), { fin: false }), encodeFrame(0x0, Buffer.alloc(600))
     ]), 1009],
-    ['an unknown opcode', clientFrame(0x3, 'x'), 1002],
-    ['a continuation without a start', clientFrame(0x0, 'x'), 1002]
+    ['an unknown opcode', encodeFrame(0x3, 'x'), 1002],
+    ['a continuation without a start', encodeFrame(0x0, 'x'), 1002]
   ]
   for (const [name, bytes, expected] of cases) {
     t.test(name, async (t) => {
@@ -402,7 +434,7 @@ t.test('protocol errors over a real socket', async (t) => {
 
   t.test('a protocol error without an error listener does not throw', async (t) => {
     const { peer } = await rawUpgrade(app, '/echo')
-    peer.write(clientFrame(0x1, 'x', { mask: false }))
+    peer.write(encodeFrame(0x1, 'x', { mask: false }))
     t.equal(parseClose(await peer.frame()).code, 1002)
     peer.destroy()
   })
@@ -509,9 +541,10 @@ t.test('an async handler that listens late loses no messages', async (t) => {
 t.test('messages held for a late handler pause reading past the limit', async (t) => {
   const app = await build(t, { maxMessageSize: 64 * 1024 })
   const release = gate()
-  const paused = gate()
+  const paused = gate<Socket>()
   app.get('/late', { websocket: true }, async (conn) => {
-    rawSocket(conn).once('pause', () => paused.resolve())
+    const socket = rawSocket(conn)
+    socket.once('pause', () => paused.resolve(socket))
     await release.promise
     let count = 0
     conn.on('message', () => {
@@ -521,8 +554,8 @@ t.test('messages held for a late handler pause reading past the limit', async (t
   await listen(app)
   const ws = await connect(app, '/late')
   for (let i = 0; i < 40; i++) ws.send(Buffer.alloc(64 * 1024, i))
-  await paused.promise
-  t.pass('reading paused with over 1 MiB held')
+  const socket = await within(paused.promise, 'the socket pausing with over 1 MiB held')
+  t.equal(socket.isPaused(), true, 'reading paused with over 1 MiB held')
   release.resolve()
   t.equal(await inboxOf(ws).nextText(), 'got 40', 'every message was delivered after the pause')
   ws.terminate()

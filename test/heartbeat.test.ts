@@ -4,7 +4,8 @@ import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import websocket, { type WebSocketConnection } from '../lib/index.js'
 import { Heartbeats } from '../lib/heartbeat.js'
-import { Queue, build, connect, listen, rawUpgrade } from './helpers.js'
+import { Queue, build, connect, listen } from './helpers/app.js'
+import { rawUpgrade } from './helpers/raw-peer.js'
 
 t.test('a peer that answers the heartbeat pings stays connected', async (t) => {
   const app = await build(t, { heartbeatInterval: 30 })

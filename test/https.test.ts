@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import websocket, { WebSocketUpgradeError } from '../lib/index.js'
-import { Inbox, closeEvent } from './helpers.js'
+import { Inbox, closeEvent } from './helpers/app.js'
 
 // A self-signed certificate for localhost/127.0.0.1, made for these tests only.
 const tls = {

@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import Fastify from 'fastify'
 import t from 'tap'
 import websocket from '../lib/index.js'
+import { fakeTimers, loopTurns, within } from './helpers/time.js'
 
 t.test('injectWS: a handler that sends and closes at once loses neither event for the awaiting caller', async (t) => {
   const app = Fastify()
@@ -21,6 +22,7 @@ t.test('injectWS: a handler that sends and closes at once loses neither event fo
 })
 
 t.test('a client that answered the server\'s close does not wait forever for the server to close TCP', async (t) => {
+  const clock = fakeTimers(t, ['setTimeout'])
   const app = Fastify()
   t.teardown(() => app.close())
   // The server's own timer would end it all after a minute; the client's must act first.
@@ -32,8 +34,15 @@ t.test('a client that answered the server\'s close does not wait forever for the
     serverSocket.end = function (this: import('node:net').Socket) { return this } as typeof serverSocket.end
     conn.close(1000)
   })
-  const client = await app.injectWS('/stuck', { closeTimeout: 100 })
-  const [code] = await once(client, 'close')
+  const client = await app.injectWS('/stuck', { closeTimeout: 5000 })
+  const closed = once(client, 'close')
+  await loopTurns()
+  t.equal(client.readyState, 2, 'the client got the close frame and answered it: CLOSING')
+  clock.tick(4999)
+  await loopTurns()
+  t.equal(client.readyState, 2, 'still waiting for the server 1 ms before its closeTimeout')
+  clock.tick(1)
+  const [code] = await within(closed, 'the client closing at its closeTimeout')
   t.equal(code, 1000, 'the close code the server sent')
   t.equal(client.readyState, 3)
 })

@@ -3,9 +3,9 @@ import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import websocket, { type WebSocketConnection } from '../lib/index.js'
-import {
-  Queue, RawPeer, build, clientClosed, clientFrame, closePayload, connect, gate, handshake, listen, parseClose, rawRequest, rawUpgrade
-} from './helpers.js'
+import { Queue, build, clientClosed, connect, gate, listen } from './helpers/app.js'
+import { RawPeer, handshake, rawRequest, rawUpgrade } from './helpers/raw-peer.js'
+import { closePayload, encodeFrame, parseClose } from './helpers/wire.cjs'
 
 t.test('an upgrade whose hooks were still running when app.close() began gets 503, and close() resolves', async (t) => {
   const app = await build(t)
@@ -48,7 +48,7 @@ t.test('the 503 for an upgrade during shutdown does not wait for a half-open cli
   stubborn.write(handshake('/a'))
   const response = await stubborn.response()
   t.equal(response.status, 503)
-  first.write(clientFrame(0x8, closePayload(1001)))
+  first.write(encodeFrame(0x8, closePayload(1001)))
   // The stubborn client never closes its side: only the server destroying its
   // socket lets the HTTP server, and so app.close(), finish. Bounded, to fail rather than hang.
   let timer: NodeJS.Timeout | undefined
@@ -132,9 +132,9 @@ t.test('a send-only route does not buffer what the client sends, and still hears
   const serverClosed = once(conn, 'close')
   t.equal((await peer.frame()).payload.toString(), 'welcome')
   // Far more than the connection would hold for a handler that is yet to listen (1 MiB).
-  const chunk = clientFrame(0x2, Buffer.alloc(64 * 1024))
+  const chunk = encodeFrame(0x2, Buffer.alloc(64 * 1024))
   for (let i = 0; i < 64; i++) peer.write(chunk)
-  peer.write(clientFrame(0x8, closePayload(1000)))
+  peer.write(encodeFrame(0x8, closePayload(1000)))
   t.same(parseClose(await peer.frame()), { code: 1000, reason: '' }, 'the close behind 4 MiB of unread messages was answered')
   t.same(await serverClosed, [1000, ''], 'the server saw a clean close')
   t.equal(app.websocket.clients.size, 0)

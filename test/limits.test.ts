@@ -3,7 +3,10 @@ import { once } from 'node:events'
 import type net from 'node:net'
 import t, { type Test } from 'tap'
 import type { WebSocketConnection } from '../lib/index.js'
-import { RawPeer, build, clientFrame, connect, gate, listen, rawUpgrade } from './helpers.js'
+import { build, connect, gate, listen } from './helpers/app.js'
+import { RawPeer, rawUpgrade } from './helpers/raw-peer.js'
+import { encodeFrame } from './helpers/wire.cjs'
+import { fakeTimers, loopTurns, within } from './helpers/time.js'
 
 // Peers that stop reading: what the server queues for them must stay bounded,
 // and the connection must end, whatever the route does with send()'s return value.
@@ -55,7 +58,7 @@ t.test('a peer that floods pings and never reads is dropped with 1008; its pongs
   const { peer } = await rawUpgrade(app, '/quiet')
   peer.socket.pause() // never reads again
   // The reported case: masked 125-byte pings, up to a million of them.
-  const ping = clientFrame(0x9, Buffer.alloc(125, 0x61))
+  const ping = encodeFrame(0x9, Buffer.alloc(125, 0x61))
   const batch = Buffer.concat(Array.from({ length: 1000 }, () => ping))
   const batches = await writeUntilClosed(peer.socket, batch, 1000)
   await closed.promise
@@ -73,7 +76,7 @@ t.test('a ping burst from a peer that reads gets a pong for the latest ping at l
   app.get('/quiet', { websocket: true }, () => {})
   await listen(app)
   const { peer } = await rawUpgrade(app, '/quiet')
-  const pings = Buffer.concat(Array.from({ length: 50 }, (_, i) => clientFrame(0x9, `ping ${i}`)))
+  const pings = Buffer.concat(Array.from({ length: 50 }, (_, i) => encodeFrame(0x9, `ping ${i}`)))
   peer.write(pings)
   const payloads: string[] = []
   const opcodes = new Set<number>()
@@ -108,7 +111,7 @@ t.test('an echo route whose client never reads is closed at maxBufferedAmount (d
   await listen(app)
   const { peer } = await rawUpgrade(app, '/echo')
   peer.socket.pause()
-  const message = clientFrame(0x2, Buffer.alloc(64 * 1024, 7))
+  const message = encodeFrame(0x2, Buffer.alloc(64 * 1024, 7))
   // 2 GiB would be sent without the limit; the connection must end long before.
   const batches = await writeUntilClosed(peer.socket, message, 32 * 1024)
   await closed.promise
@@ -213,11 +216,15 @@ t.test('maxConnections must be a positive integer or Infinity', async (t) => {
 })
 
 t.test('handshakeTimeout: an upgrade whose hooks hang has its socket closed; others are served meanwhile', async (t) => {
-  const app = await build(t, { handshakeTimeout: 200 })
+  const clock = fakeTimers(t, ['setTimeout'])
+  const app = await build(t, { handshakeTimeout: 10_000 })
   const hang = gate()
+  const hanging = gate()
   t.teardown(() => hang.resolve())
   app.addHook('onRequest', async (req) => {
-    if (req.url === '/slow') await hang.promise
+    if (req.url !== '/slow') return
+    hanging.resolve()
+    await hang.promise
   })
   app.get('/slow', { websocket: true }, () => { t.fail('the handler of a timed-out upgrade must not run') })
   app.get('/echo', { websocket: true }, (conn) => {
@@ -231,10 +238,16 @@ t.test('handshakeTimeout: an upgrade whose hooks hang has its socket closed; oth
   await listen(app)
   const peer = await RawPeer.open(app)
   peer.write('GET /slow HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  // The upgrade's timer is armed before routing, so before its hooks run.
+  await within(hanging.promise, 'the hook of /slow')
   const other = await connect(app, '/echo')
   other.send('meanwhile')
   t.equal(String((await once(other, 'message'))[0]), 'meanwhile', 'another client is served while the hook hangs')
-  await peer.closedEvent()
+  clock.tick(9_999)
+  await loopTurns()
+  t.equal(peer.ended || peer.closed, false, 'the hanging upgrade is still open 1 ms before handshakeTimeout')
+  clock.tick(1)
+  await within(peer.closedEvent(), 'the hanging upgrade closing at handshakeTimeout')
   t.equal(peer.ended || peer.closed, true, 'the hanging upgrade was closed')
   t.same(refused.map((m) => [m.statusCode, m.reason]), [[0, 'handshakeTimeout']], 'published as refused without an answer')
   t.same(limits.map((e) => e.limit), ['handshakeTimeout'], 'and on the limit channel')
@@ -328,8 +341,8 @@ t.test('maxMessagePieces and minAveragePieceSize are route settings: past them, 
   const { peer } = await rawUpgrade(app, '/strict')
   // Four fragments: one piece more than allowed.
   peer.write(Buffer.concat([
-    clientFrame(0x1, 'a', { fin: false }), clientFrame(0x0, 'b', { fin: false }),
-    clientFrame(0x0, 'c', { fin: false }), clientFrame(0x0, 'd')
+    encodeFrame(0x1, 'a', { fin: false }), encodeFrame(0x0, 'b', { fin: false }),
+    encodeFrame(0x0, 'c', { fin: false }), encodeFrame(0x0, 'd')
   ]))
   const frame = await peer.frame()
   t.equal(frame.payload.readUInt16BE(0), 1008, 'the peer gets a close frame with 1008')

@@ -1,8 +1,8 @@
 import { Duplex } from 'node:stream'
 import t from 'tap'
 import { WebSocketConnection } from '../lib/index.js'
-import { prng, randomInt } from './protocol/helpers.js'
-import { clientFrame } from './helpers.js'
+import { encodeFrame } from './helpers/wire.cjs'
+import { prng, randomInt } from './helpers/data.js'
 
 // Property: whatever the interleaving of sends, pings and reads by the peer,
 // what a connection holds for a peer stays under its caps. The transport is a
@@ -69,7 +69,7 @@ for (const policy of ['close', 'refuse'] as const) {
           if (!refused) largest = Math.max(largest, size)
         } else if (op < 0.75) {
           const pings = randomInt(random, 1, 300)
-          pipe.send(Buffer.concat(Array.from({ length: pings }, () => clientFrame(0x9, Buffer.alloc(125)))))
+          pipe.send(Buffer.concat(Array.from({ length: pings }, () => encodeFrame(0x9, Buffer.alloc(125)))))
         } else {
           pipe.readUpTo(randomInt(random, 0, 256 * 1024))
         }
@@ -118,7 +118,7 @@ t.test('messages held for a handler that is not listening stay under their cap, 
     let largestChunk = 0
     for (let step = 0; step < 300; step++) {
       const size = randomInt(random, 0, maxMessageSize)
-      const frame = clientFrame(0x2, Buffer.alloc(size))
+      const frame = encodeFrame(0x2, Buffer.alloc(size))
       // The peer sends in random pieces, like TCP, and stops when the socket stops reading.
       for (let at = 0; at < frame.length;) {
         const piece = frame.subarray(at, at + randomInt(random, 1, 70_000))

@@ -2,9 +2,9 @@ import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import websocket, { WebSocketConnection } from '../lib/index.js'
-import {
-  RawPeer, inboxOf, build, clientClosed, closeEvent, clientFrame, connect, gate, handshake, listen, parseClose, rawRequest, rawUpgrade
-} from './helpers.js'
+import { build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from './helpers/app.js'
+import { RawPeer, handshake, rawRequest, rawUpgrade } from './helpers/raw-peer.js'
+import { encodeFrame, parseClose } from './helpers/wire.cjs'
 
 function echo (conn: WebSocketConnection<unknown>): void {
   conn.on('message', (data: Buffer, isBinary: boolean) => conn.send(data, { binary: isBinary }))
@@ -343,7 +343,7 @@ t.test('bytes sent together with the handshake are not lost', async (t) => {
   const app = await build(t)
   app.get('/echo', { websocket: true }, echo)
   await listen(app)
-  const early = Buffer.concat([clientFrame(0x1, 'first'), clientFrame(0x2, Buffer.from([1, 2, 3]))])
+  const early = Buffer.concat([encodeFrame(0x1, 'first'), encodeFrame(0x2, Buffer.from([1, 2, 3]))])
   const { peer, response } = await rawUpgrade(app, '/echo', early)
   t.equal(response.status, 101)
   const first = await peer.frame()
@@ -366,9 +366,9 @@ t.test('early bytes and bytes arriving during async hooks keep their order', asy
   }, echo)
   await listen(app)
   const peer = await RawPeer.open(app)
-  peer.write(Buffer.concat([Buffer.from(handshake('/echo')), clientFrame(0x1, 'one')]))
+  peer.write(Buffer.concat([Buffer.from(handshake('/echo')), encodeFrame(0x1, 'one')]))
   await entered.promise
-  peer.write(clientFrame(0x1, 'two'))
+  peer.write(encodeFrame(0x1, 'two'))
   release.resolve()
   t.equal((await peer.response()).status, 101)
   t.equal((await peer.frame()).payload.toString(), 'one')
@@ -384,7 +384,7 @@ t.test('early bytes reach an async handler that listens late', async (t) => {
     echo(conn)
   })
   await listen(app)
-  const { peer } = await rawUpgrade(app, '/late', clientFrame(0x1, 'early'))
+  const { peer } = await rawUpgrade(app, '/late', encodeFrame(0x1, 'early'))
   release.resolve()
   t.equal((await peer.frame()).payload.toString(), 'early')
   peer.destroy()

@@ -1,10 +1,10 @@
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import type { WebSocketConnection } from '../lib/index.js'
-import {
-  Queue, RawPeer, activeTimers, build, clientClosed, clientFrame, closeEvent, closePayload, connect, handshake, inboxOf, listen,
-  parseClose, rawUpgrade
-} from './helpers.js'
+import { Queue, build, clientClosed, closeEvent, connect, inboxOf, listen } from './helpers/app.js'
+import { RawPeer, handshake, rawUpgrade } from './helpers/raw-peer.js'
+import { closePayload, encodeFrame, parseClose } from './helpers/wire.cjs'
+import { activeTimers, fakeTimers, loopTurns, within } from './helpers/time.js'
 
 t.test('app.close() closes every connection with 1001 and resolves', async (t) => {
   const app = await build(t)
@@ -24,12 +24,14 @@ t.test('app.close() with no connections', async (t) => {
   const app = await build(t)
   app.get('/a', { websocket: true }, () => {})
   await listen(app)
-  await app.close()
-  t.pass('resolves')
+  await within(app.close(), 'app.close()')
+  t.equal(app.server.listening, false, 'resolves, the server closed')
+  t.equal(app.websocket.clients.size, 0)
 })
 
 t.test('a client that ignores the close frame is dropped after closeTimeout, and app.close() resolves', async (t) => {
-  const app = await build(t, { closeTimeout: 200 })
+  const clock = fakeTimers(t, ['setTimeout'])
+  const app = await build(t, { closeTimeout: 5000 })
   const conns = new Queue<WebSocketConnection<FastifyRequest>>()
   app.get('/deaf', { websocket: true }, (conn) => { conns.push(conn) })
   await listen(app)
@@ -40,17 +42,23 @@ t.test('a client that ignores the close frame is dropped after closeTimeout, and
   const politeClosed = clientClosed(polite)
   const deafClosed = closeEvent(deafConn)
   const politeServerClosed = closeEvent(politeConn)
+  let deafDropped = false
+  void deafClosed.then(() => { deafDropped = true })
 
-  const started = Date.now()
-  await app.close()
-  const elapsed = Date.now() - started
-  t.same(parseClose(await peer.frame()), { code: 1001, reason: 'server shutting down' }, 'the deaf peer was told')
-  t.ok(elapsed >= 150, `app.close() waited for the timeout (${elapsed} ms)`)
-  t.equal((await deafClosed)[0], 1006, 'the deaf connection was dropped')
-  await peer.closedEvent()
+  let closed = false
+  const closing = app.close().then(() => { closed = true })
+  t.same(parseClose(await within(peer.frame(), 'the close frame')), { code: 1001, reason: 'server shutting down' }, 'the deaf peer was told')
+  t.equal((await within(politeClosed, 'the polite client closing')).code, 1001, 'the polite client closed normally')
+  t.equal((await within(politeServerClosed, 'the polite connection closing'))[0], 1001, 'with the code echoed')
+  clock.tick(4999)
+  await loopTurns()
+  t.equal(deafDropped, false, 'the deaf connection is still open 1 ms before closeTimeout')
+  t.equal(closed, false, 'and app.close() waits for it')
+  clock.tick(1)
+  t.equal((await within(deafClosed, 'the deaf connection closing'))[0], 1006, 'the deaf connection was dropped at closeTimeout')
+  await within(closing, 'app.close()')
+  await within(peer.closedEvent(), 'the deaf peer\'s TCP connection closing')
   t.ok(peer.closed)
-  t.equal((await politeClosed).code, 1001, 'the polite client closed normally')
-  t.equal((await politeServerClosed)[0], 1001, 'with the code echoed')
 })
 
 t.test('no timers are left behind', async (t) => {
@@ -90,11 +98,16 @@ t.test('no timers are left behind', async (t) => {
 
 for (const return503OnClosing of [true, false]) {
   t.test(`an upgrade that arrives while closing gets 503 (Fastify's return503OnClosing: ${return503OnClosing})`, async (t) => {
-    const app = await build(t, { closeTimeout: 2000 }, { return503OnClosing })
-    app.get('/ws', { websocket: true }, () => {})
+    // The clock never moves: closeTimeout cannot end the shutdown, only the peer's answer can.
+    fakeTimers(t, ['setTimeout'])
+    const app = await build(t, { closeTimeout: 5000 }, { return503OnClosing })
+    const conns = new Queue<WebSocketConnection<FastifyRequest>>()
+    app.get('/ws', { websocket: true }, (conn) => { conns.push(conn) })
     await listen(app)
-    // This peer ignores the close frame, which keeps the app closing for a while.
+    // This peer ignores the close frame until told, which keeps the app closing meanwhile.
     const { peer } = await rawUpgrade(app, '/ws')
+    const conn = await conns.next()
+    const closed = closeEvent(conn)
     const closing = app.close()
     t.equal(parseClose(await peer.frame()).code, 1001, 'the shutdown has started')
 
@@ -106,9 +119,11 @@ for (const return503OnClosing of [true, false]) {
     t.ok(late.ended, 'and the connection ends')
 
     // Answering the close lets the shutdown finish before the timeout.
-    peer.write(clientFrame(0x8, closePayload(1001)))
-    await closing
-    t.pass('app.close() resolved')
+    peer.write(encodeFrame(0x8, closePayload(1001)))
+    t.same(await within(closed, 'the connection closing'), [1001, ''], 'the connection closed with the answered 1001')
+    t.equal(conn.wasClean, true)
+    await within(closing, 'app.close() after the answer')
+    t.equal(app.server.listening, false, 'app.close() resolved')
   })
 }
 
@@ -130,8 +145,8 @@ t.test('a client that keeps a refused connection open does not hold up app.close
   await refused.end()
   await invalid.end()
   t.ok(refused.ended && invalid.ended, 'the server ended its side')
-  await app.close()
-  t.pass('app.close() resolved')
+  await within(app.close(), 'app.close() with both peers still open')
+  t.equal(app.server.listening, false, 'app.close() resolved')
   refused.destroy()
   invalid.destroy()
 })

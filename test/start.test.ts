@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import WebSocket from 'ws'
-import { Inbox, clientClosed } from './helpers.js'
+import { Inbox, clientClosed } from './helpers/app.js'
 
 const root = join(__dirname, '..')
 

@@ -3,15 +3,17 @@
 // receiving end.
 
 import { closeAll, handleControl, openMany } from './connect.mjs'
-import { encodeMaskedFrame, FrameReader, repeatFrame } from './frames.mjs'
+import { encodeFrame } from '../../test/helpers/wire.cjs'
+import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
 import { CAPTURE_WAIT_MS, measureWindow, sleep, usageBetween, waitFor } from './window.mjs'
 
 export async function runBroadcast (job) {
   const { port, path, receivers, inflight, warmupMs, durationMs, serverPid, clockTicks } = job
   const { opcode, payload, check } = buildPayload(job.payload)
-  const frame = encodeMaskedFrame(opcode, payload)
-  const refill = repeatFrame(frame, inflight)
+  const frame = encodeFrame(opcode, payload)
+  // `inflight` copies back to back: a refill is a single write.
+  const refill = Buffer.concat(new Array(inflight).fill(frame))
   const abort = new AbortController()
   let running = true
   let measuring = false
@@ -41,7 +43,7 @@ export async function runBroadcast (job) {
   }
 
   connections.forEach(({ socket, leftover }, index) => {
-    const reader = new FrameReader({
+    const reader = new MessageReader({
       // The last connection never sends: what it receives proves the fan-out.
       capture: index === copies - 1 && (job.checkAll ? 'all' : 'first'),
       onCapture (replyOpcode, bytes) {

@@ -2,7 +2,7 @@
 
 import { createHash, randomBytes } from 'node:crypto'
 import net from 'node:net'
-import { encodeClose, encodeMaskedFrame, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG } from './frames.mjs'
+import { closePayload, encodeFrame, OPCODE } from '../../test/helpers/wire.cjs'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 const HOST = '127.0.0.1'
@@ -109,18 +109,18 @@ export async function openMany (port, path, count, concurrency = 64) {
  * true for a close frame.
  */
 export function handleControl (socket, opcode, payload) {
-  if (opcode === OPCODE_PING) {
-    if (socket.writable) socket.write(encodeMaskedFrame(OPCODE_PONG, payload))
+  if (opcode === OPCODE.ping) {
+    if (socket.writable) socket.write(encodeFrame(OPCODE.pong, payload))
     return false
   }
-  if (opcode === OPCODE_CLOSE) {
+  if (opcode === OPCODE.close) {
     socket.end()
     return true
   }
   return false
 }
 
-const CLOSE_FRAME = encodeClose(1000)
+const CLOSE_FRAME = encodeFrame(OPCODE.close, closePayload(1000))
 
 /**
  * Starts a closing handshake on every socket and waits for them to close:

@@ -5,16 +5,17 @@
 import { performance } from 'node:perf_hooks'
 import { percentileSorted, sortedNumbers } from '../lib/stats.mjs'
 import { closeAll, handleControl, openMany } from './connect.mjs'
-import { encodeMaskedFrame, FrameReader, repeatFrame } from './frames.mjs'
+import { encodeFrame } from '../../test/helpers/wire.cjs'
+import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
 import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
 export async function runEcho (job) {
   const { port, path, conns, inflight, warmupMs, durationMs, serverPid, clockTicks } = job
   const { opcode, payload, check } = buildPayload(job.payload)
-  const frame = encodeMaskedFrame(opcode, payload)
+  const frame = encodeFrame(opcode, payload)
   // One write refills any number of completed slots: a prefix of this buffer.
-  const refill = repeatFrame(frame, inflight)
+  const refill = Buffer.concat(new Array(inflight).fill(frame))
   const samples = job.latency ? [] : null
   const abort = new AbortController()
   let running = true
@@ -32,7 +33,7 @@ export async function runEcho (job) {
   connections.forEach(({ socket, leftover }, index) => {
     // Exact only with one message in flight, which is how latency is run.
     let sentAt = 0
-    const reader = new FrameReader({
+    const reader = new MessageReader({
       // Smoke runs check every reply of the first connection, full runs the first one.
       capture: index === 0 && (job.checkAll ? 'all' : 'first'),
       onCapture (replyOpcode, bytes) {

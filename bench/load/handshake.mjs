@@ -2,18 +2,19 @@
 // connect → handshake → one echoed message → closing handshake.
 
 import { handleControl, openWebSocket } from './connect.mjs'
-import { encodeClose, encodeMaskedFrame, FrameReader } from './frames.mjs'
+import { closePayload, encodeFrame, OPCODE } from '../../test/helpers/wire.cjs'
+import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
 import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
-const CLOSE_FRAME = encodeClose(1000)
+const CLOSE_FRAME = encodeFrame(OPCODE.close, closePayload(1000))
 
 /** One full connection lifetime; resolves with the echo's check verdict. */
 function cycle (port, path, frame, check) {
   return openWebSocket(port, path).then(({ socket, leftover }) => new Promise((resolve, reject) => {
     let verdict = null
     let closing = false
-    const reader = new FrameReader({
+    const reader = new MessageReader({
       capture: true,
       onCapture (opcode, bytes) {
         verdict = check(opcode, bytes)
@@ -38,7 +39,7 @@ function cycle (port, path, frame, check) {
 export async function runHandshakes (job) {
   const { port, path, concurrency, warmupMs, durationMs, serverPid, clockTicks } = job
   const { opcode, payload, check } = buildPayload(job.payload)
-  const frame = encodeMaskedFrame(opcode, payload)
+  const frame = encodeFrame(opcode, payload)
   const abort = new AbortController()
   let running = true
   let measuring = false

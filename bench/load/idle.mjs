@@ -2,7 +2,8 @@
 // jobs, because the run reads the server's RSS between them.
 
 import { closeAll, handleControl, openMany } from './connect.mjs'
-import { encodeMaskedFrame, FrameReader } from './frames.mjs'
+import { encodeFrame } from '../../test/helpers/wire.cjs'
+import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
 import { CAPTURE_WAIT_MS, waitFor } from './window.mjs'
 
@@ -14,7 +15,7 @@ export async function openIdle (job) {
   held = connections.map(({ socket, leftover }, index) => {
     const entry = { socket, verdict: null, lost: false }
     // Only the first connection is later used to prove the server still echoes.
-    const reader = new FrameReader({
+    const reader = new MessageReader({
       capture: index === 0,
       onCapture (opcode, bytes) { entry.verdict = entry.check?.(opcode, bytes) ?? 'unexpected message' },
       onControl (opcode, data) { if (handleControl(socket, opcode, data)) entry.lost = true }
@@ -39,7 +40,7 @@ export async function closeIdle (job) {
     const { opcode, payload, check } = buildPayload(job.payload)
     const probe = entries[0]
     probe.check = check
-    probe.socket.write(encodeMaskedFrame(opcode, payload))
+    probe.socket.write(encodeFrame(opcode, payload))
     await waitFor(() => probe.verdict !== null, CAPTURE_WAIT_MS)
     if (probe.verdict !== 'ok') failure = probe.verdict ?? 'no echo on an idle connection'
   }

@@ -3,7 +3,7 @@
 
 import { isDeepStrictEqual } from 'node:util'
 import { JSON_UNSUPPORTED, sampleChatMessage } from '../lib/json-message.mjs'
-import { OPCODE_BINARY, OPCODE_TEXT } from './frames.mjs'
+import { OPCODE } from '../../test/helpers/wire.cjs'
 
 /**
  * Returns { opcode, payload, check(opcode, bytes) }. `check` answers 'ok',
@@ -13,12 +13,12 @@ export function buildPayload ({ kind, size }) {
   if (kind === 'json') {
     const payload = Buffer.from(JSON.stringify(sampleChatMessage))
     return {
-      opcode: OPCODE_TEXT,
+      opcode: OPCODE.text,
       payload,
       check (opcode, bytes) {
         const text = bytes.toString('utf8')
         if (text === JSON_UNSUPPORTED) return 'unsupported'
-        if (opcode !== OPCODE_TEXT) return `expected a text frame, got opcode ${opcode}`
+        if (opcode !== OPCODE.text) return `expected a text frame, got opcode ${opcode}`
         let parsed
         try {
           parsed = JSON.parse(text)
@@ -34,10 +34,10 @@ export function buildPayload ({ kind, size }) {
   const payload = Buffer.allocUnsafe(size)
   for (let i = 0; i < size; i++) payload[i] = (i * 31 + 7) & 0xff
   return {
-    opcode: OPCODE_BINARY,
+    opcode: OPCODE.binary,
     payload,
     check (opcode, bytes) {
-      if (opcode !== OPCODE_BINARY) return `expected a binary frame, got opcode ${opcode}`
+      if (opcode !== OPCODE.binary) return `expected a binary frame, got opcode ${opcode}`
       if (bytes.length !== size) return `expected ${size} bytes, got ${bytes.length}`
       return bytes.equals(payload) ? 'ok' : 'echoed bytes differ from the bytes sent'
     }

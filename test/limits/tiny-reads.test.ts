@@ -3,7 +3,9 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import type { WebSocketConnection } from '../../lib/index.js'
-import { Queue, build, clientFrame, listen, parseClose, rawUpgrade } from '../helpers.js'
+import { Queue, build, listen } from '../helpers/app.js'
+import { rawUpgrade } from '../helpers/raw-peer.js'
+import { encodeFrame, parseClose } from '../helpers/wire.cjs'
 
 // Issue 8, case 5: a 1 MB frame in 1-byte TCP segments, against the plugin
 // with its defaults, and the same frame in segment-sized reads.
@@ -50,7 +52,7 @@ async function server (t: Test): Promise<{ app: FastifyInstance, state: Server }
 function megabyteFrame (): { payload: Buffer, wire: Buffer } {
   const payload = Buffer.alloc(MB)
   for (let i = 0; i < MB; i++) payload[i] = (i * 131 + 7) & 0xff
-  return { payload, wire: clientFrame(0x2, payload) }
+  return { payload, wire: encodeFrame(0x2, payload) }
 }
 
 t.test('a 1 MB frame in 1-byte reads is closed with 1008 after 1029 of them', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifySchemaCompiler } from 'fastify'
-import { build, connect } from './helpers.js'
+import { build, injectClient } from '../helpers/app.js'
 
 const Join = Type.Object({ type: Type.Literal('join'), room: Type.String({ minLength: 1 }) })
 const Say = Type.Object({ type: Type.Literal('say'), text: Type.String(), to: Type.Optional(Type.String()) })
@@ -21,7 +21,7 @@ t.test('each variant goes to its own handler, validated by its own schema', asyn
       leave: () => conn.close(1000, 'bye')
     })
   })
-  const client = await connect(app, '/chat')
+  const client = await injectClient(app, '/chat')
   client.send({ type: 'join', room: 'lobby' })
   t.same(await client.json(), { joined: 'lobby' })
   client.send({ type: 'say', text: 'hi' })
@@ -70,7 +70,7 @@ t.test('an unknown variant closes with 1008 under the close policy', async (t) =
   app.get('/chat', { websocket: { onInvalidMessage: 'close' }, schema: { message: Incoming } }, (conn) => {
     conn.onJson('type', { join: () => {}, say: () => {}, leave: () => {} })
   })
-  const client = await connect(app, '/chat')
+  const client = await injectClient(app, '/chat')
   client.send({ type: 'dance' })
   t.same(await client.closed, { code: 1008, reason: 'unknown message type' })
 })
@@ -87,7 +87,7 @@ t.test('the compiler sees each variant once, then the union once, at startup', a
   })
   await app.ready()
   t.same(seen, [Join, Say, Leave, Incoming])
-  const client = await connect(app, '/v')
+  const client = await injectClient(app, '/v')
   client.send({ type: 'say' })
   t.equal((await client.next()).data.toString(), 's')
   client.send({ type: 'dance' })
@@ -119,16 +119,16 @@ t.test("a tag that names no variant as sent gets the whole union's validation, c
   const http = await app.inject({ method: 'POST', url: '/http', payload: { v: '1', a: 'x' } })
   t.same(http.json(), { v: 1, a: 'x' }, 'Fastify coerces the tag of a body')
 
-  const handlers = await connect(app, '/handlers')
+  const handlers = await injectClient(app, '/handlers')
   handlers.send({ v: '1', a: 'x' })
   t.same(await handlers.json(), { handler: 1, msg: { v: 1, a: 'x' } }, 'dispatched by the coerced tag')
   handlers.send({ v: '2', b: '5' })
   t.same(await handlers.json(), { handler: 2, msg: { v: 2, b: 5 } })
 
-  const plain = await connect(app, '/plain')
+  const plain = await injectClient(app, '/plain')
   plain.send({ v: '2', b: 7 })
   t.same(await plain.json(), { v: 2, b: 7 }, 'onJson(handler) too')
-  const iter = await connect(app, '/iter')
+  const iter = await injectClient(app, '/iter')
   iter.send({ v: '1', a: 'y' })
   t.same(await iter.json(), { v: 1, a: 'y' }, 'messages() too')
 
@@ -157,7 +157,7 @@ t.test('without coercion, a tag of the wrong type is an unknown variant', async 
   app.get('/v', { websocket: true, schema: { message: Numbered } }, (conn) => {
     conn.onJson((msg) => conn.sendJson(msg))
   })
-  const client = await connect(app, '/v')
+  const client = await injectClient(app, '/v')
   client.send({ v: '1', a: 'x' })
   t.match(await client.json(), { code: 'FST_ERR_WS_UNKNOWN_MESSAGE_TYPE', validation: [{ params: { tagValue: '1' } }] })
   client.send({ v: 1, a: 'x' })
@@ -190,8 +190,8 @@ t.test('the union validator behind the fallback is compiled once per route, not 
   await app.ready()
   t.same(compiled, ['variant 1', 'variant 2', 'union', 'variant 1', 'variant 2', 'union'], 'at startup, once per route')
   for (let i = 0; i < 2; i++) {
-    const a = await connect(app, '/a')
-    const b = await connect(app, '/b')
+    const a = await injectClient(app, '/a')
+    const b = await injectClient(app, '/b')
     for (let j = 0; j < 3; j++) {
       a.send({ v: '2', n: j })
       t.same(await a.json(), { two: { v: 2, n: j } })
@@ -211,7 +211,7 @@ t.test("branches with their own $id compile with Fastify's Ajv, union included",
   app.get('/ids', { websocket: true, schema: { message: Type.Union([A, B]) } }, (conn) => {
     conn.onJson((msg) => conn.sendJson(msg))
   })
-  const client = await connect(app, '/ids')
+  const client = await injectClient(app, '/ids')
   client.send({ kind: 'a', n: '3' })
   t.same(await client.json(), { kind: 'a', n: 3 })
   client.send({ kind: 'c' })
@@ -236,7 +236,7 @@ t.test('a union that is not discriminated is validated whole; handlers are then 
       second: (msg) => conn.sendJson({ second: msg.b })
     })
   })
-  const client = await connect(app, '/loose')
+  const client = await injectClient(app, '/loose')
   client.send({ kind: 'first', a: 1 })
   t.same(await client.json(), { first: 1 })
   client.send({ kind: 'second', b: 2 })
@@ -255,7 +255,7 @@ t.test('without a schema, handlers are picked by the property; numbers work as t
       inc: (msg) => conn.sendJson({ inc: (msg.by as number) + 1 })
     })
   })
-  const client = await connect(app, '/free')
+  const client = await injectClient(app, '/free')
   client.send({ op: 1 })
   t.same(await client.json(), { one: { op: 1 } })
   client.send({ op: 'inc', by: 41 })
@@ -286,7 +286,7 @@ t.test('numeric discriminators in a schema', async (t) => {
       2: (msg) => conn.sendJson({ b: msg.b })
     })
   })
-  const client = await connect(app, '/v')
+  const client = await injectClient(app, '/v')
   client.send({ v: 2, b: 5 })
   t.same(await client.json(), { b: 5 })
   client.send({ v: 1, a: 'x' })
@@ -302,6 +302,6 @@ t.test('handler objects are checked', async (t) => {
     t.throws(() => (conn.onJson as any)('type'), /expects a handler function/)
     conn.send('done')
   })
-  const client = await connect(app, '/v')
+  const client = await injectClient(app, '/v')
   t.equal((await client.next()).data.toString(), 'done')
 })

@@ -4,7 +4,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { RouteMessages } from '../../lib/messages/index.js'
 import { createInvalidMessageError } from '../../lib/messages/errors.js'
-import { build, connect, type Inbox } from './helpers.js'
+import { build, injectClient, type InjectedClient } from '../helpers/app.js'
 
 // A gc() without needing node --expose-gc on the command line.
 v8.setFlagsFromString('--expose-gc')
@@ -15,7 +15,7 @@ function heapAfterGc (): number {
   return process.memoryUsage().heapUsed
 }
 
-async function flood (client: Inbox, count: number): Promise<Record<string, number>> {
+async function flood (client: InjectedClient, count: number): Promise<Record<string, number>> {
   const codes: Record<string, number> = {}
   const batch = 500
   for (let sent = 0; sent < count; sent += batch) {
@@ -36,7 +36,7 @@ t.test('10k invalid messages: the connection survives and memory does not grow',
   }, (conn) => {
     conn.onJson((msg: any) => conn.sendJson({ echo: msg.n }))
   })
-  const client = await connect(app, '/ws')
+  const client = await injectClient(app, '/ws')
 
   await flood(client, 2000) // warm up: compiled code, pools, buffers
   const before = heapAfterGc()
@@ -54,7 +54,7 @@ t.test('10k invalid messages: the connection survives and memory does not grow',
 t.test("the 'reply' policy stops answering a client that does not read", async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  const { policies } = new RouteMessages(app, { method: 'GET', url: '/x', handler: () => {} }, { highWaterMark: 1000 })
+  const messages = new RouteMessages(app, { method: 'GET', url: '/x', handler: () => {} }, { highWaterMark: 1000 })
   const sent: string[] = []
   const target = {
     readyState: 1,
@@ -67,13 +67,13 @@ t.test("the 'reply' policy stops answering a client that does not read", async (
     close () {}
   }
   const error = createInvalidMessageError('FST_ERR_VALIDATION', 'message/n must be integer')
-  policies.rejectInvalid(target, error, undefined)
+  messages.reject(target, error, undefined)
   target.bufferedAmount = 999
-  policies.rejectInvalid(target, error, undefined)
+  messages.reject(target, error, undefined)
   target.bufferedAmount = 1000
-  policies.rejectInvalid(target, error, undefined)
+  messages.reject(target, error, undefined)
   target.bufferedAmount = 5_000_000
-  policies.rejectInvalid(target, error, undefined)
+  messages.reject(target, error, undefined)
   t.equal(sent.length, 2, 'no answers are queued past the high-water mark')
   t.same(JSON.parse(sent[0]), { statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request', message: 'message/n must be integer' })
 })

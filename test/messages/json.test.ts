@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { JsonWebSocketConnection, WebSocketConnection } from '../../lib/index.js'
-import { build, connect } from './helpers.js'
+import { build, injectClient } from '../helpers/app.js'
 
 const Point = {
   type: 'object',
@@ -21,7 +21,7 @@ t.test('a valid message reaches onJson, parsed and validated; sendJson answers',
       c.sendJson({ x: msg.x * 2, y: msg.y * 2 })
     })
   })
-  const client = await connect(app, '/echo')
+  const client = await injectClient(app, '/echo')
   client.send({ x: 1, y: 2 })
   t.same(await client.json(), { x: 2, y: 4 })
   client.send({ x: 3, y: 4 })
@@ -40,7 +40,7 @@ t.test('outgoing serialization sends only declared fields', async (t) => {
       conn.sendJson({ name: 'ada', password: 'secret', tags: [{ id: 1, internal: true }] } as any)
     })
   })
-  const client = await connect(app, '/user')
+  const client = await injectClient(app, '/user')
   client.send({})
   const { data } = await client.next()
   t.equal(data.toString(), '{"name":"ada","tags":[{"id":1}]}', 'undeclared fields never leave the server')
@@ -53,7 +53,7 @@ t.test('without schema.outgoing, sendJson is JSON.stringify; without schema.mess
       conn.sendJson({ got: msg, extra: [1, 'two'] })
     })
   })
-  const client = await connect(app, '/plain')
+  const client = await injectClient(app, '/plain')
   client.send({ anything: { goes: true } })
   const { data } = await client.next()
   t.equal(data.toString(), JSON.stringify({ got: { anything: { goes: true } }, extra: [1, 'two'] }))
@@ -81,7 +81,7 @@ t.test('a discriminated outgoing union serializes each variant with its own sche
       t.equal(conn.serializeJson({ type: 'a', n: 3, z: 0 }), '{"type":"a","n":3}')
     })
   })
-  const client = await connect(app, '/out')
+  const client = await injectClient(app, '/out')
   client.send({})
   t.equal((await client.next()).data.toString(), '{"type":"b","s":"x"}')
   t.equal((await client.next()).data.toString(), '{"type":"a","n":2}')
@@ -94,7 +94,7 @@ t.test('raw message events keep working next to onJson', async (t) => {
     conn.on('message', (data: Buffer) => raw.push(data.toString()))
     conn.onJson((msg: any) => conn.sendJson({ sum: msg.x + msg.y }))
   })
-  const client = await connect(app, '/both')
+  const client = await injectClient(app, '/both')
   client.send({ x: 1, y: 1 })
   t.same(await client.json(), { sum: 2 })
   client.send('not json')
@@ -110,14 +110,14 @@ t.test('messages sent before an async handler calls onJson are not lost', async 
     await gate
     conn.onJson((msg: any) => conn.sendJson(msg.x))
   })
-  const client = await connect(app, '/late')
+  const client = await injectClient(app, '/late')
   for (let i = 0; i < 20; i++) client.send({ x: i, y: 0 })
   client.send('{broken')
   client.send({ x: 99, y: 0 })
   // Nothing is answered until the handler listens.
   client.conn.ping('sync')
   await once(client.conn, 'pong')
-  t.equal(client.size, 0)
+  t.equal(client.unread, 0)
   release()
   const got: unknown[] = []
   for (let i = 0; i < 22; i++) {
@@ -144,7 +144,7 @@ t.test('messages() iterates over valid messages, one at a time, and ends on clos
       }
     })
   })
-  const client = await connect(app, '/iter')
+  const client = await injectClient(app, '/iter')
   client.send({ x: 1, y: 1 })
   client.send({ x: 'bad', y: 1 })
   client.send({ x: 2, y: 2 })
@@ -165,7 +165,7 @@ t.test('one JSON consumer per connection', async (t) => {
     t.throws(() => (conn.onJson as any)(42), /expects a handler function/)
     conn.send('checked')
   })
-  const client = await connect(app, '/twice')
+  const client = await injectClient(app, '/twice')
   t.equal((await client.next()).data.toString(), 'checked')
 })
 
@@ -185,7 +185,7 @@ t.test('a throwing or rejecting JSON handler goes to the route errorHandler', as
       conn.sendJson({ ok: true })
     })
   })
-  const client = await connect(app, '/boom')
+  const client = await injectClient(app, '/boom')
   client.send({})
   t.same(await client.json(), { ok: true })
   client.send({ async: true })
@@ -200,7 +200,7 @@ t.test('without an errorHandler, a failing JSON handler closes with 1011', async
       throw new Error('sync boom')
     })
   })
-  const client = await connect(app, '/boom')
+  const client = await injectClient(app, '/boom')
   client.send({})
   t.equal((await client.closed).code, 1011)
 })

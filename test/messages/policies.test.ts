@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import websocket, { CloseCode, InvalidMessageError, type InvalidMessagePolicy, type BinaryMessagePolicy } from '../../lib/index.js'
-import { build, captureLogs, connect, type Inbox } from './helpers.js'
+import { LogCapture, build, injectClient, type InjectedClient } from '../helpers/app.js'
 
 const Message = {
   type: 'object',
@@ -11,17 +11,17 @@ const Message = {
 } as const
 
 async function echoApp (t: Tap, settings: { onInvalidMessage?: InvalidMessagePolicy, onBinaryMessage?: BinaryMessagePolicy }, plugin: object = {}) {
-  const logs = captureLogs()
-  const app = await build(t, plugin, { logger: { level: 'debug', stream: logs.stream } })
+  const logs = new LogCapture()
+  const app = await build(t, plugin, { logger: { level: 'debug', stream: logs } })
   app.get('/ws', { websocket: settings, schema: { message: Message } }, (conn) => {
     conn.onJson((msg: any) => conn.sendJson({ echo: msg.n }))
   })
-  return { app, logs, client: await connect(app, '/ws') }
+  return { app, logs, client: await injectClient(app, '/ws') }
 }
 type Tap = Parameters<typeof build>[0]
 
 /** Proves nothing else was sent: the next message is the echo of a valid one. */
-async function nothingElse (t: { same (...args: any[]): boolean }, client: Inbox): Promise<void> {
+async function nothingElse (t: { same (...args: any[]): boolean }, client: InjectedClient): Promise<void> {
   client.send({ n: 7 })
   t.same(await client.json(), { echo: 7 }, 'the connection is open and nothing else was sent')
 }
@@ -51,7 +51,7 @@ t.test("default policy 'reply': an error message in Fastify's shape, the connect
   })
   await nothingElse(t, client)
 
-  const rejected = logs.entries.filter((e) => e.msg === 'websocket message rejected')
+  const rejected = logs.lines.filter((e) => e.msg === 'websocket message rejected')
   t.equal(rejected.length, 3, 'each rejection is logged')
   t.ok(rejected.every((e) => e.level === 20), 'at debug level')
   t.ok(rejected.every((e) => typeof e.reqId === 'string'), "with the request's logger")
@@ -65,8 +65,8 @@ t.test("'close': 1007 for unparsable JSON", async (t) => {
   client.send('nope')
   client.send({ n: 2 }) // sent after the invalid one: never handled
   t.same(await client.closed, { code: CloseCode.InvalidPayload, reason: 'invalid JSON' })
-  t.equal(client.size, 0, 'no reply to the message after the invalid one')
-  const entry = logs.entries.find((e) => e.msg === 'websocket message rejected; closing the connection')
+  t.equal(client.unread, 0, 'no reply to the message after the invalid one')
+  const entry = logs.lines.find((e) => e.msg === 'websocket message rejected; closing the connection')
   t.equal(entry?.level, 30, 'logged at info level')
   t.equal(entry?.closeCode, 1007)
 })
@@ -84,7 +84,7 @@ t.test("'ignore': invalid messages are dropped silently", async (t) => {
   client.send('{{')
   client.send({ n: 0.5 })
   await nothingElse(t, client)
-  t.equal(logs.entries.filter((e) => e.msg === 'websocket message rejected').length, 2, 'still logged at debug')
+  t.equal(logs.lines.filter((e) => e.msg === 'websocket message rejected').length, 2, 'still logged at debug')
 })
 
 t.test('a function decides', async (t) => {
@@ -124,7 +124,7 @@ t.test("binary messages: default 'close' with 1003", async (t) => {
   t.same(await client.json(), { echo: 1 })
   client.conn.send(Buffer.from('{"n":2}'))
   t.same(await client.closed, { code: CloseCode.UnsupportedData, reason: 'binary messages are not accepted' })
-  t.equal(logs.entries.find((e) => e.msg.startsWith('websocket binary message'))?.level, 30, 'logged at info level')
+  t.equal(logs.lines.find((e) => e.msg.startsWith('websocket binary message'))?.level, 30, 'logged at info level')
 })
 
 t.test("binary messages: 'ignore'", async (t) => {
@@ -171,13 +171,13 @@ t.test('plugin-level policies apply to every route; route settings override them
   app.get('/inherits', { websocket: true, schema: { message: Message } }, handler)
   app.get('/overrides', { websocket: { onInvalidMessage: 'reply' }, schema: { message: Message } }, handler)
 
-  const a = await connect(app, '/inherits')
+  const a = await injectClient(app, '/inherits')
   a.conn.send(Buffer.from('{"n":1}'))
   t.same(await a.json(), { n: 1 }, "binary 'json' inherited")
   a.send({ n: 'x' })
   t.equal((await a.closed).code, 1008)
 
-  const b = await connect(app, '/overrides')
+  const b = await injectClient(app, '/overrides')
   b.send({ n: 'x' })
   t.match(await b.json(), { code: 'FST_ERR_VALIDATION' })
   b.conn.send(Buffer.from('{"n":3}'))
@@ -208,7 +208,7 @@ t.test('the policies apply to messages() too', async (t) => {
   app.get('/iter', { websocket: { onInvalidMessage: 'close' }, schema: { message: Message } }, async (conn) => {
     for await (const msg of conn.messages()) conn.sendJson(msg)
   })
-  const client = await connect(app, '/iter')
+  const client = await injectClient(app, '/iter')
   client.send({ n: 1 })
   t.same(await client.json(), { n: 1 })
   client.send({ n: '1x' })
@@ -227,7 +227,7 @@ t.test("messages(): a binary message closes with 1003 under the default 'close',
     }
     ended()
   })
-  const client = await connect(app, '/iter')
+  const client = await injectClient(app, '/iter')
   client.send({ n: 1 })
   t.same(await client.json(), { n: 1 })
   client.conn.send(Buffer.from('{"n":2}'))

@@ -2,7 +2,7 @@ import t from 'tap'
 import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify'
 import { setFastifyInternalsEnabled } from '../../lib/messages/index.js'
-import { build, connect } from './helpers.js'
+import { build, injectClient } from '../helpers/app.js'
 
 t.test('$ref to a shared schema added with app.addSchema', async (t) => {
   const app = await build(t)
@@ -13,7 +13,7 @@ t.test('$ref to a shared schema added with app.addSchema', async (t) => {
   }, (conn) => {
     conn.onJson((msg: any) => conn.sendJson({ ...msg, secret: 1 }))
   })
-  const client = await connect(app, '/ref')
+  const client = await injectClient(app, '/ref')
   client.send({ x: 1, y: 2 })
   t.equal((await client.next()).data.toString(), '{"x":1,"y":2}', 'the shared schema serializes too')
   client.send({ x: 1 })
@@ -31,7 +31,7 @@ t.test('shared schemas of an encapsulated instance, on an instance without other
       conn.onJson((msg: any) => conn.sendJson({ name: msg.name }))
     })
   })
-  const client = await connect(app, '/item')
+  const client = await injectClient(app, '/item')
   client.send({ owner: { id: 1 }, name: 'x' })
   t.same(await client.json(), { name: 'x' })
   client.send({ owner: { id: 'one' }, name: 'x' })
@@ -51,7 +51,7 @@ t.test("the app's ajv options apply", async (t) => {
   }, (conn) => {
     conn.onJson((msg) => conn.sendJson(msg))
   })
-  const client = await connect(app, '/strict')
+  const client = await injectClient(app, '/strict')
   client.send({ n: 2 })
   t.same(await client.json(), { n: 2 })
   client.send({ n: '2' })
@@ -73,10 +73,10 @@ t.test("with Fastify's default Ajv options, types are coerced as for bodies", as
   app.get('/root', { websocket: true, schema: { message: { type: 'array', items: { type: 'integer' } } } }, (conn) => {
     conn.onJson((msg) => conn.sendJson(msg))
   })
-  const client = await connect(app, '/coerce')
+  const client = await injectClient(app, '/coerce')
   client.send({ n: '12', list: 'one' })
   t.same(await client.json(), { n: 12, list: ['one'] })
-  const root = await connect(app, '/root')
+  const root = await injectClient(app, '/root')
   root.send('"7"')
   t.same(await root.json(), [7], 'the message itself is coerced too')
 })
@@ -110,7 +110,7 @@ t.test('an instance-level validator compiler compiles each message schema once, 
   t.equal(messageCalls()[0].schema, message, 'with the route schema itself')
 
   for (let i = 0; i < 3; i++) {
-    const client = await connect(app, i === 1 ? '/two' : '/one')
+    const client = await injectClient(app, i === 1 ? '/two' : '/one')
     for (let j = 0; j < 5; j++) {
       client.send(i === 1 ? { b: j } : { a: j })
       t.same(await client.json(), i === 1 ? { b: j } : { a: j })
@@ -132,8 +132,8 @@ t.test('a route-level validator compiler wins, and is called once', async (t) =>
   app.get('/route', { websocket: true, schema: { message: { required: ['z'] } }, validatorCompiler: countingCompiler(calls) }, (conn) => {
     conn.onJson((msg) => conn.sendJson(msg))
   })
-  const a = await connect(app, '/route')
-  const b = await connect(app, '/route')
+  const a = await injectClient(app, '/route')
+  const b = await injectClient(app, '/route')
   a.send({ z: 1 })
   t.same(await a.json(), { z: 1 })
   b.send({ y: 1 })
@@ -148,7 +148,7 @@ t.test('a custom compiler: TypeBox', async (t) => {
   app.get('/tb', { websocket: true, schema: { message: Type.Object({ n: Type.Integer({ minimum: 1 }) }) } }, (conn) => {
     conn.onJson((msg) => conn.sendJson(msg))
   })
-  const client = await connect(app, '/tb')
+  const client = await injectClient(app, '/tb')
   client.send({ n: 3 })
   t.same(await client.json(), { n: 3 })
   client.send({ n: 0 })
@@ -171,8 +171,8 @@ t.test('instance-level and route-level serializer compilers', async (t) => {
   await app.ready()
   t.same(calls.slice().sort(), ['instance /instance', 'route /route'], 'compiled at startup, once per route')
   for (let i = 0; i < 2; i++) {
-    const a = await connect(app, '/instance')
-    const b = await connect(app, '/route')
+    const a = await injectClient(app, '/instance')
+    const b = await injectClient(app, '/route')
     a.send({ a: 'x' + i })
     b.send({ b: 'y' + i })
     t.equal((await a.next()).data.toString(), `{"A":"X${i}"}`)
@@ -190,8 +190,8 @@ t.test('schemaErrorFormatter of the route, then of the instance', async (t) => {
   }
   app.get('/instance', { websocket: true, schema: { message } }, handler)
   app.get('/route', { websocket: true, schema: { message }, schemaErrorFormatter: (errors) => new Error(`route says ${errors[0].message}`) }, handler)
-  const a = await connect(app, '/instance')
-  const b = await connect(app, '/route')
+  const a = await injectClient(app, '/instance')
+  const b = await injectClient(app, '/route')
   a.send({ n: 'x' })
   b.send({ n: 'x' })
   t.match(await a.json(), { message: 'message: 1 problem(s)', validation: [{ instancePath: '/n' }] })
@@ -230,7 +230,7 @@ t.test("without access to Fastify's schema controller, schemas compile on the ro
   await app.ready()
   t.same(compiled, [], 'nothing compiled at startup')
   for (let i = 0; i < 3; i++) {
-    const client = await connect(app, '/lazy')
+    const client = await injectClient(app, '/lazy')
     client.send({ n: i, x: 1 })
     t.same(await client.json(), { n: i })
     client.send({ n: 'x' })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, connect } from './helpers.js'
+import { build, injectClient } from '../helpers/app.js'
 
 const poison = [
   '{"__proto__":{"polluted":1}}',
@@ -22,7 +22,7 @@ t.test('prototype-poisoning payloads are rejected by default', async (t) => {
       conn.sendJson({ ok: true, merged: Object.assign({}, msg as object) })
     })
   })
-  const client = await connect(app, '/any')
+  const client = await injectClient(app, '/any')
   for (const text of poison) {
     client.send(text)
     t.same(await client.json(), {
@@ -45,7 +45,7 @@ t.test("onProtoPoisoning / onConstructorPoisoning: 'remove' strips the keys", as
       conn.sendJson({ keys: Object.keys(msg as object), proto: Object.getPrototypeOf(msg) === Object.prototype })
     })
   })
-  const client = await connect(app, '/any')
+  const client = await injectClient(app, '/any')
   client.send('{"__proto__":{"polluted":1},"a":1}')
   t.same(await client.json(), { keys: ['a'], proto: true })
   client.send('{"constructor":{"prototype":{"polluted":1}},"b":2}')
@@ -60,7 +60,7 @@ t.test("'ignore' is honoured too (the app asked for it)", async (t) => {
       conn.sendJson({ own: Object.keys(msg as object) })
     })
   })
-  const client = await connect(app, '/any')
+  const client = await injectClient(app, '/any')
   client.send('{"__proto__":{"polluted":1}}')
   t.same(await client.json(), { own: ['__proto__'] }, 'JSON.parse makes an own property, never a prototype')
   untouched(t)
@@ -71,10 +71,10 @@ t.test('poisoning is rejected before validation, under every policy', async (t) 
   app.get('/close', { websocket: { onInvalidMessage: 'close' }, schema: { message: { type: 'object' } } }, (conn) => {
     conn.onJson(() => conn.send('handled'))
   })
-  const client = await connect(app, '/close')
+  const client = await injectClient(app, '/close')
   client.send('{"constructor":{"prototype":{"isAdmin":true}}}')
   t.same(await client.closed, { code: 1007, reason: 'invalid JSON' })
-  t.equal(client.size, 0)
+  t.equal(client.unread, 0)
 })
 
 t.test('deeply nested and large inputs do not crash the parser path', async (t) => {
@@ -82,7 +82,7 @@ t.test('deeply nested and large inputs do not crash the parser path', async (t) 
   app.get('/any', { websocket: true }, (conn) => {
     conn.onJson(() => conn.send('ok'))
   })
-  const client = await connect(app, '/any')
+  const client = await injectClient(app, '/any')
   client.send('['.repeat(100_000))
   t.match(await client.json(), { code: 'FST_ERR_WS_INVALID_JSON' })
   client.send(JSON.stringify({ big: 'x'.repeat(500_000), constructor: 1 }))

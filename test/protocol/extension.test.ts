@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ProtocolError, ReadyState, WebSocketProtocol, type MessageExtension, type Role } from '../../lib/protocol/index.js'
-import { Link, RecordingHandler, frame, hex, type HandlerEvent, type RawFrame } from './helpers.js'
+import { hex } from '../helpers/data.js'
+import { Link, RecordingHandler, frame, type HandlerEvent, type RawFrame } from '../helpers/protocol.js'
 
 const TEXT = 0x1
 const BINARY = 0x2

@@ -1,10 +1,8 @@
 import { constants as bufferConstants } from 'node:buffer'
 import t, { type Test } from 'tap'
 import { FrameParser, type FrameParserOptions } from '../../lib/protocol/index.js'
-import {
-  INVALID_SEQUENCES, RecordingSink, TRUNCATED_SEQUENCES, VALID_TEXTS, frame, frames, hex, parseChunks, parseEveryWay, summarize,
-  type ParserEvent, type RawFrame
-} from './helpers.js'
+import { INVALID_SEQUENCES, TRUNCATED_SEQUENCES, VALID_TEXTS, hex } from '../helpers/data.js'
+import { RecordingSink, frame, frames, parseChunks, parseEveryWay, summarize, type ParserEvent, type RawFrame } from '../helpers/protocol.js'
 
 const TEXT = 0x1
 const BINARY = 0x2

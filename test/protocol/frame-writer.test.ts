@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Opcode, encodeCloseFrame, encodeControlFrame, encodeFrame, toBuffer } from '../../lib/protocol/index.js'
-import { decodeFrames, hex, naiveMask } from './helpers.js'
+import { applyMask, decodeFrames } from '../helpers/wire.cjs'
+import { hex } from '../helpers/data.js'
 
 const one = (frames: Buffer[]): Buffer => {
   if (frames.length !== 1) throw new Error(`expected one buffer, got ${frames.length}`)
@@ -76,7 +77,7 @@ t.test('server frames are unmasked, client frames masked', async (t) => {
     const raw = one(encodeFrame(Opcode.Text, data, { mask: true }))
     t.equal(raw[1] & 0x80, 0x80, `${typeof data}: mask bit set`)
     const key = raw.subarray(2, 6)
-    t.same(raw.subarray(6), naiveMask(payload, key), `${typeof data}: payload XORed with the key in the header`)
+    t.same(raw.subarray(6), applyMask(payload, key), `${typeof data}: payload XORed with the key in the header`)
   }
   const source = Buffer.from('do not touch')
   const before = Buffer.from(source)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { encodeFrame, Opcode, WebSocketProtocol, type ProtocolHandler } from '../../lib/protocol/index.js'
-import { prng, randomBytesSeeded, randomInt } from './helpers.js'
+import { prng, randomBytesSeeded, randomInt } from '../helpers/data.js'
 
 // Hostile input must end in a close code, never in an exception escaping into the I/O layer.
 

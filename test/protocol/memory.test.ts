@@ -2,7 +2,8 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import t, { type Test } from 'tap'
 import { FrameParser, buildClientRequest, encodeFrame, Opcode, type FrameParserSink } from '../../lib/protocol/index.js'
-import { frame, prng, randomBytesSeeded, randomInt } from './helpers.js'
+import { prng, randomBytesSeeded, randomInt } from '../helpers/data.js'
+import { frame } from '../helpers/protocol.js'
 
 function sink (messages: Buffer[]): FrameParserSink {
   return {

@@ -3,7 +3,8 @@ import {
   CloseCode, DEFAULT_MAX_MESSAGE_PIECES, DEFAULT_MIN_AVERAGE_PIECE_SIZE, FrameParser, ProtocolError, WebSocketProtocol,
   type FrameParserOptions, type FrameParserSink
 } from '../../lib/protocol/index.js'
-import { RecordingHandler, frame, prng, randomBytesSeeded } from './helpers.js'
+import { prng, randomBytesSeeded } from '../helpers/data.js'
+import { RecordingHandler, frame } from '../helpers/protocol.js'
 
 const BINARY = 0x2
 const TEXT = 0x1

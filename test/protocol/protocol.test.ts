@@ -1,6 +1,8 @@
 import t from 'tap'
 import { CloseCode, ProtocolError, ReadyState, WebSocketProtocol, truncateReason, type ProtocolOptions, type Role } from '../../lib/protocol/index.js'
-import { Link, RecordingHandler, frame, hex, type DecodedFrame, type RawFrame } from './helpers.js'
+import { closePayload, type Frame } from '../helpers/wire.cjs'
+import { hex } from '../helpers/data.js'
+import { Link, RecordingHandler, frame, type RawFrame } from '../helpers/protocol.js'
 
 const TEXT = 0x1
 const BINARY = 0x2
@@ -18,14 +20,7 @@ function setup (role: Role, options: Partial<ProtocolOptions> = {}): { p: WebSoc
 /** A frame as the peer of `role` sends it: masked when it comes from a client. */
 const fromPeer = (role: Role, f: RawFrame): Buffer => frame({ mask: role === 'server', ...f })
 
-const closePayload = (code: number, reason = ''): Buffer => {
-  const out = Buffer.alloc(2 + Buffer.byteLength(reason))
-  out.writeUInt16BE(code)
-  out.write(reason, 2)
-  return out
-}
-
-const summary = (f: DecodedFrame): { opcode: number, masked: boolean, payload: string } =>
+const summary = (f: Frame): { opcode: number, masked: boolean, payload: string } =>
   ({ opcode: f.opcode, masked: f.masked, payload: f.payload.toString('hex') })
 
 t.test('ReadyState values', async (t) => {

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { FrameParser, Opcode, encodeControlFrame, encodeFrame, type Role } from '../../lib/protocol/index.js'
-import { RecordingSink, prng, randomBytesSeeded, randomChunks, randomInt, randomText, summarize, type ParserEvent } from './helpers.js'
+import { prng, randomBytesSeeded, randomChunks, randomInt, randomText } from '../helpers/data.js'
+import { RecordingSink, summarize, type ParserEvent } from '../helpers/protocol.js'
 
 // Each test draws from its own seed, so a failure reproduces by re-running it.
 const SIZES = [0, 1, 125, 126, 127, 1024, 1025, 65535, 65536, (1 << 20) + 5]

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Utf8Validator, isValidUtf8 } from '../../lib/protocol/index.js'
-import { INVALID_SEQUENCES, TRUNCATED_SEQUENCES, VALID_TEXTS, hex, prng, randomInt } from './helpers.js'
+import { INVALID_SEQUENCES, TRUNCATED_SEQUENCES, VALID_TEXTS, hex, prng, randomInt } from '../helpers/data.js'
 
 /** Index of the first byte at which pushing one byte at a time fails, or -1. */
 function failIndexBytewise (bytes: Uint8Array): number {
