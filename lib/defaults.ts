@@ -71,3 +71,13 @@ export const DEFAULTS = {
  * minutes of stall at any sane rate, or a flood.
  */
 export const MAX_OWED_PINGS = 1000
+
+/**
+ * Messages held for a handler that is not listening yet (an async handler
+ * still awaiting) pause reading once they cost more than `maxMessageSize` or
+ * this, whichever is larger: 1 MiB. One message of the largest allowed size
+ * is held without pausing; the floor lets a route of small messages take a
+ * burst while its handler awaits. Not a setting: the connection's
+ * `maxPendingBytes` option overrides it where a connection is made directly.
+ */
+export const PENDING_BYTES_FLOOR = 1024 * 1024

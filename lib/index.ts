@@ -4,11 +4,13 @@ import type {
   RouteGenericInterface
 } from 'fastify'
 import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './plugin.js'
-import type { WebSocketConnection } from './connection.js'
+import type { WebSocketConnection } from './connection/connection.js'
 import type { InjectWSOptions } from './inject.js'
 import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } from './messages/index.js'
 
-export { WebSocketConnection, encodeBroadcastFrame, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData } from './connection.js'
+export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData } from './connection/connection.js'
+// The public name of the protocol's message-frame encoder: one encoding for `conn.sendFrame` on many connections.
+export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
 export { WebSocketError } from './errors.js'
 export { WebSocketUpgradeError, type InjectWSOptions } from './inject.js'
 export { CloseCode } from './protocol/close-codes.js'

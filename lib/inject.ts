@@ -2,7 +2,8 @@ import type { Duplex } from 'node:stream'
 import type { Server } from 'node:http'
 import { Server as TlsServer } from 'node:tls'
 import { ChunkedDecoder } from './chunked-decoder.js'
-import { WebSocketConnection } from './connection.js'
+import { WebSocketConnection } from './connection/connection.js'
+import { kInternal } from './connection/internal.js'
 import { createDuplexPair } from './duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from './protocol/client-handshake.js'
 
@@ -105,7 +106,7 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
         protocol: accepted.protocol
       })
       resolve(conn)
-      conn.startAfterCurrentTask(received.subarray(head.length))
+      conn[kInternal].startAfterCurrentTask(received.subarray(head.length))
     }
     const onEnd = (): void => {
       if (refusal === null) {

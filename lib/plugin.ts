@@ -2,18 +2,20 @@ import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { WebSocketConnection, encodeBroadcastFrame, kTransportClosed, type BufferFullPolicy, type WebSocketData } from './connection.js'
+import { WebSocketConnection, type BufferFullPolicy, type WebSocketData } from './connection/connection.js'
+import { Heartbeats } from './connection/heartbeat.js'
+import { kInternal } from './connection/internal.js'
 import { DEFAULTS as SETTING_DEFAULTS } from './defaults.js'
 import { channels, publishLimit } from './diagnostics.js'
 import { injectWebSocket, type InjectWSOptions } from './inject.js'
 import { buildUpgradeResponse, selectSubprotocol, validateHandshake, type HandshakeAccepted, type SubprotocolSelector } from './protocol/handshake.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { CompilerCache, JsonWebSocketConnection, RouteMessages, checkMessageSettings, kSetFailureHandler, type BinaryMessagePolicy, type InvalidMessagePolicy, type JsonMessageSettings } from './messages/index.js'
+import { encodeMessageFrame } from './protocol/frame-writer.js'
 import { headerHasToken } from './protocol/header-lists.js'
 import { pieceLimits } from './protocol/piece-limit.js'
 import { upgradeRequestBody } from './upgrade-body.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
-import { Heartbeats } from './heartbeat.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
@@ -236,13 +238,13 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     clients,
     settings,
     broadcast (data, opts) {
-      const frame = encodeBroadcastFrame(data, opts?.binary)
+      const frame = encodeMessageFrame(data, opts?.binary)
       const filter = opts?.filter
       let count = 0
       for (const conn of opts?.clients ?? clients) {
         if (filter !== undefined && !filter(conn)) continue
         // A slow receiver is dropped or skipped by its own buffer limit; the others are not slowed.
-        if (conn.enqueueFrame(frame)) count++
+        if (conn[kInternal].enqueueFrame(frame)) count++
       }
       return count
     }
@@ -427,9 +429,10 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     clients.add(conn)
     route.open++
     ;(conn as ServerConnection)[kConnRoute] = route
-    conn.on(kTransportClosed, removeClient)
+    const internal = conn[kInternal]
+    internal.onTransportClosed(removeClient)
     if (channels.open.hasSubscribers) channels.open.publish({ connection: conn, request })
-    if (s.heartbeatInterval > 0) heartbeats.add(conn, s.heartbeatInterval)
+    if (s.heartbeatInterval > 0) heartbeats.add(internal, s.heartbeatInterval)
 
     // No closure in this function may capture the request: with retainRequest off,
     // the connection must not keep it alive once the handler is done with it.
@@ -443,26 +446,26 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     }
     const settles = result !== undefined && result !== null && typeof result.then === 'function'
     if (settles) {
-      conn.handlerStarted()
+      internal.handlerStarted()
       result!.then(settleHandler.bind(null, conn), (error: unknown) => {
         fail(error, conn)
-        conn.handlerSettled()
+        internal.handlerSettled()
       })
     } else {
-      conn.handlerSettled()
+      internal.handlerSettled()
     }
     if (!s.retainRequest) {
       if (settles) result!.then(releaseRequest.bind(null, conn), releaseRequest.bind(null, conn))
       else releaseRequest(conn)
     }
-    if (head !== undefined) conn.receiveHead(head)
+    if (head !== undefined) internal.receiveHead(head)
     return undefined
   }
 
   function removeClient (this: ServerConnection, code: number, reason: string): void {
     if (!clients.delete(this)) return
     this[kConnRoute]!.open--
-    heartbeats.remove(this)
+    heartbeats.remove(this[kInternal])
     if (channels.close.hasSubscribers) channels.close.publish({ connection: this, code, reason, wasClean: this.wasClean })
   }
 
@@ -551,7 +554,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
       if (--left === 0) done()
     }
     for (const conn of clients) {
-      conn.once(kTransportClosed, onClose)
+      conn[kInternal].onTransportClosed(onClose)
       conn.close(CloseCode.GoingAway, 'server shutting down')
     }
   })
@@ -585,7 +588,7 @@ function failureHandler (instance: FastifyInstance, errorHandler: WebSocketRoute
 }
 
 function settleHandler (conn: WebSocketConnection<FastifyRequest>): void {
-  conn.handlerSettled()
+  conn[kInternal].handlerSettled()
 }
 
 function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {

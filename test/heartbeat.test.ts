@@ -3,7 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import websocket, { type WebSocketConnection } from '../lib/index.js'
-import { Heartbeats } from '../lib/heartbeat.js'
+import { Heartbeats, type Beating } from '../lib/connection/heartbeat.js'
 import { Queue, build, connect, listen } from './helpers/app.js'
 import { rawUpgrade } from './helpers/raw-peer.js'
 
@@ -58,9 +58,9 @@ t.test('per-route heartbeat, off by default', async (t) => {
 t.test('one shared timer per interval, gone with its last connection', async (t) => {
   const beats = new Heartbeats()
   t.teardown(() => beats.stop())
-  const a = {} as WebSocketConnection
-  const b = {} as WebSocketConnection
-  const c = {} as WebSocketConnection
+  const a: Beating = { heartbeat () {} }
+  const b: Beating = { heartbeat () {} }
+  const c: Beating = { heartbeat () {} }
   beats.add(a, 1000)
   beats.add(b, 1000)
   beats.add(c, 2000)

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import { WebSocketConnection, type ConnectionOptions, type SendCallback } from '../connection.js'
+import { WebSocketConnection, type ConnectionOptions, type SendCallback } from '../connection/connection.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { UNDECODED_BINARY } from './decode.js'
 import { InvalidMessageError } from './errors.js'

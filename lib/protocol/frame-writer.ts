@@ -109,6 +109,19 @@ export function encodeFrame (opcode: number, payload: Uint8Array | string, optio
   return [header, toBuffer(payload)]
 }
 
+/**
+ * Encodes a whole message as one unmasked frame in a single buffer, so one
+ * encoding can be queued on many server connections (broadcast, and
+ * `encodeBroadcastFrame` in the package entry). Strings become text frames,
+ * bytes binary ones unless `binary` says otherwise. Not for a client's
+ * frames: each must be masked with its own key.
+ */
+export function encodeMessageFrame (data: string | Uint8Array | ArrayBuffer | ArrayBufferView, binary?: boolean): Buffer {
+  const payload = typeof data === 'string' ? data : toBuffer(data)
+  const frames = encodeFrame((binary ?? typeof data !== 'string') ? Opcode.Binary : Opcode.Text, payload)
+  return frames.length === 1 ? frames[0] : Buffer.concat(frames)
+}
+
 /** Views any byte container as a Buffer without copying. */
 export function toBuffer (data: Uint8Array | ArrayBuffer | ArrayBufferView): Buffer {
   if (Buffer.isBuffer(data)) return data

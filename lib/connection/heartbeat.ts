@@ -1,8 +1,12 @@
-import type { WebSocketConnection } from './connection.js'
+/** What the timer beats: a connection's internal surface (`conn[kInternal]`). */
+export interface Beating {
+  /** Pings the peer, or terminates the connection if the previous ping went unanswered. */
+  heartbeat (): void
+}
 
 interface Beat {
   timer: NodeJS.Timeout
-  conns: Set<WebSocketConnection<any>>
+  conns: Set<Beating>
 }
 
 /**
@@ -15,10 +19,10 @@ interface Beat {
 export class Heartbeats {
   private readonly beats = new Map<number, Beat>()
 
-  add (conn: WebSocketConnection<any>, interval: number): void {
+  add (conn: Beating, interval: number): void {
     let beat = this.beats.get(interval)
     if (beat === undefined) {
-      const conns = new Set<WebSocketConnection<any>>()
+      const conns = new Set<Beating>()
       const timer = setInterval(tick, interval, conns)
       // Open sockets keep the process alive; this timer alone should not.
       timer.unref()
@@ -28,7 +32,7 @@ export class Heartbeats {
     beat.conns.add(conn)
   }
 
-  remove (conn: WebSocketConnection<any>): void {
+  remove (conn: Beating): void {
     for (const [interval, beat] of this.beats) {
       if (!beat.conns.delete(conn)) continue
       if (beat.conns.size === 0) {
@@ -50,7 +54,7 @@ export class Heartbeats {
   }
 }
 
-function tick (conns: Set<WebSocketConnection<any>>): void {
+function tick (conns: Set<Beating>): void {
   // terminate() only destroys the socket; the connection leaves the set on its
   // `close`, later, so the set is not changed while it is walked.
   for (const conn of conns) conn.heartbeat()

@@ -1,0 +1,196 @@
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { CloseCode } from '../protocol/close-codes.js'
+import { ReadyState } from '../protocol/protocol.js'
+import { bindListenerFailed, emitSafely } from './events.js'
+import { ConnectionInternals, kInternal } from './internal.js'
+import type { ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData } from './types.js'
+
+export type { BufferFullPolicy, ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData } from './types.js'
+
+// The socket's listeners are shared by every connection and find the
+// connection's machinery on the socket: no closures per connection.
+const kOwner = Symbol('fastify-rfc6455.connection')
+type BoundSocket = Duplex & { [kOwner]: ConnectionInternals }
+
+/**
+ * One WebSocket connection: binds the sans-I/O protocol to a socket (or any
+ * duplex stream), batches outgoing frames per read and per tick, and turns
+ * the protocol's calls into events.
+ *
+ * Events: `message` (data: Buffer, isBinary: boolean), `ping` (data), `pong`
+ * (data), `close` (code: number, reason: string), `error` (err), `drain`.
+ */
+export class WebSocketConnection<Request = unknown> extends EventEmitter {
+  static readonly CONNECTING = ReadyState.CONNECTING
+  static readonly OPEN = ReadyState.OPEN
+  static readonly CLOSING = ReadyState.CLOSING
+  static readonly CLOSED = ReadyState.CLOSED
+
+  static {
+    // The machinery reports a throwing listener through the connection's own
+    // `listenerFailed`, so a subclass's override (the JSON connection's) applies.
+    bindListenerFailed((conn, error) => { (conn as WebSocketConnection).listenerFailed(error) })
+  }
+
+  /** The Fastify request of the upgrade, on the server side. */
+  request: Request
+  /** The subprotocol the server selected, or '' for none. */
+  readonly protocol: string
+  /** The upgrade request's logger (`req.log`), for connection-level logs; it outlives `retainRequest: false`. */
+  readonly log: ConnectionLogger | undefined
+  // Batching, held messages, timers, the protocol core: see internal.ts.
+  readonly #internal: ConnectionInternals
+
+  constructor (socket: Duplex, request: Request, options: ConnectionOptions) {
+    super()
+    this.request = request
+    this.protocol = options.protocol ?? ''
+    this.log = options.logger
+    const internal = this.#internal = new ConnectionInternals(this, socket, options)
+    ;(socket as BoundSocket)[kOwner] = internal
+    socket.on('data', onSocketData)
+    socket.on('end', onSocketEnd)
+    socket.on('close', onSocketClose)
+    socket.on('error', onSocketError)
+    socket.on('drain', onSocketDrain)
+    this.on('newListener', onNewListener)
+  }
+
+  /** @internal The connection's machinery, for the plugin, injectWS and tests. */
+  get [kInternal] (): ConnectionInternals {
+    return this.#internal
+  }
+
+  get readyState (): number {
+    return this.#internal.core.readyState
+  }
+
+  /** Bytes handed to `send` that are not yet written to the kernel. */
+  get bufferedAmount (): number {
+    return this.#internal.bufferedAmount
+  }
+
+  /** True if the last close frames exchanged completed the closing handshake. */
+  get wasClean (): boolean {
+    return this.#internal.core.wasClean
+  }
+
+  /** True once `close` was emitted: no further events come. */
+  get closeEmitted (): boolean {
+    return this.#internal.closeEmitted
+  }
+
+  /**
+   * Queues a message. Strings are sent as text, bytes as binary unless
+   * `options.binary` says otherwise. Returns false when `bufferedAmount`
+   * exceeds the high-water mark: wait for `drain` before sending more.
+   * `callback` runs once the data is written out (or with an error).
+   */
+  send (data: WebSocketData, options?: SendOptions | SendCallback, callback?: SendCallback): boolean {
+    if (typeof options === 'function') {
+      callback = options
+      options = undefined
+    }
+    const internal = this.#internal
+    if (!internal.canSend) {
+      const err = new Error(`WebSocket is not open (readyState ${internal.core.readyState})`)
+      if (callback !== undefined) {
+        process.nextTick(callback, err)
+        return false
+      }
+      throw err
+    }
+    if (!internal.admit(callback)) return false
+    if (callback !== undefined) internal.addCallback(callback)
+    internal.core.send(data, options?.binary ?? typeof data !== 'string')
+    return internal.belowHighWaterMark()
+  }
+
+  /** Like `send`, but resolves once the data is written out. */
+  sendAsync (data: WebSocketData, options?: SendOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.send(data, options ?? {}, (err) => err ? reject(err) : resolve())
+    })
+  }
+
+  /**
+   * Sends bytes that already form a complete frame (see `encodeBroadcastFrame`).
+   * Used to encode a message once for many receivers.
+   */
+  sendFrame (frame: Buffer): boolean {
+    const internal = this.#internal
+    return internal.enqueueFrame(frame) && internal.belowHighWaterMark()
+  }
+
+  ping (data?: string | Uint8Array): void {
+    const internal = this.#internal
+    if (internal.admit()) internal.core.ping(data)
+  }
+
+  pong (data?: string | Uint8Array): void {
+    const internal = this.#internal
+    if (internal.admit()) internal.core.pong(data)
+  }
+
+  /**
+   * Starts the closing handshake. The socket is destroyed if the peer has
+   * not finished it within the close timeout.
+   */
+  close (code?: number, reason?: string): void {
+    this.#internal.close(code, reason)
+  }
+
+  /** Destroys the socket at once, without a closing handshake. */
+  terminate (): void {
+    this.#internal.socket.destroy()
+  }
+
+  /**
+   * Iterates over messages. While the consumer is busy, reading from the
+   * socket pauses; the iteration ends when the connection closes.
+   */
+  [Symbol.asyncIterator] (): AsyncIterableIterator<{ data: Buffer, isBinary: boolean }> {
+    return this.#internal.openIterator()
+  }
+
+  /**
+   * A `message` listener threw. Logged, and the connection closes with 1011;
+   * on a server route, the route's `errorHandler` decides instead.
+   */
+  protected listenerFailed (error: unknown): void {
+    this.log?.error({ err: error }, 'websocket message listener failed')
+    if (this.#internal.canSend) this.close(CloseCode.InternalError, 'internal error')
+  }
+}
+
+function onNewListener (this: WebSocketConnection, event: string | symbol): void {
+  // The listener is added right after this event: deliver held messages (and a
+  // held-back close) once it is, and once the rest of the caller's code has run.
+  if (event === 'message' || event === 'close') this[kInternal].releaseHeldSoon()
+}
+
+function onSocketData (this: BoundSocket, chunk: Buffer): void {
+  this[kOwner].onData(chunk)
+}
+
+function onSocketEnd (this: BoundSocket): void {
+  // The peer will send nothing more: finish our side too (upgrade sockets allow half-open).
+  this[kOwner].flush()
+  if (this.writable) this.end()
+}
+
+function onSocketClose (this: BoundSocket): void {
+  this[kOwner].onClosed()
+}
+
+function onSocketError (this: BoundSocket, err: Error): void {
+  const conn = this[kOwner].conn
+  // Resets and timeouts are part of life on the network: they end in `close` with 1006.
+  conn.log?.debug({ err }, 'websocket socket error')
+  if (conn.listenerCount('error') > 0) emitSafely(conn, 'error', err)
+}
+
+function onSocketDrain (this: BoundSocket): void {
+  this[kOwner].checkDrain()
+}
