@@ -54,7 +54,7 @@ t.test('10k invalid messages: the connection survives and memory does not grow',
 t.test("the 'reply' policy stops answering a client that does not read", async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  const messages = new RouteMessages(app, { method: 'GET', url: '/x', handler: () => {} }, { highWaterMark: 1000 })
+  const { policies } = new RouteMessages(app, { method: 'GET', url: '/x', handler: () => {} }, { highWaterMark: 1000 })
   const sent: string[] = []
   const target = {
     readyState: 1,
@@ -67,13 +67,13 @@ t.test("the 'reply' policy stops answering a client that does not read", async (
     close () {}
   }
   const error = createInvalidMessageError('FST_ERR_VALIDATION', 'message/n must be integer')
-  messages.reject(target, error, undefined)
+  policies.rejectInvalid(target, error, undefined)
   target.bufferedAmount = 999
-  messages.reject(target, error, undefined)
+  policies.rejectInvalid(target, error, undefined)
   target.bufferedAmount = 1000
-  messages.reject(target, error, undefined)
+  policies.rejectInvalid(target, error, undefined)
   target.bufferedAmount = 5_000_000
-  messages.reject(target, error, undefined)
+  policies.rejectInvalid(target, error, undefined)
   t.equal(sent.length, 2, 'no answers are queued past the high-water mark')
   t.same(JSON.parse(sent[0]), { statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request', message: 'message/n must be integer' })
 })
