@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, connect } from './helpers.js'
+import { build, injectClient } from '../helpers/app.js'
 
 // onJson and messages() share one consume path; they differ in where a
 // failure goes: onJson hands it to the route's failure handling, messages()
@@ -32,7 +32,7 @@ t.test('messages(): a policy function that throws ends the loop with its error',
       conn.close(4000, 'loop ended')
     }
   })
-  const client = await connect(app, '/iter')
+  const client = await injectClient(app, '/iter')
   client.send({ n: 1 })
   t.same(await client.json(), { n: 1 })
   client.send({ n: 'one' })
@@ -59,7 +59,7 @@ t.test('onJson: a validator that breaks goes to the route errorHandler, not to t
   }, (conn) => {
     conn.onJson(() => t.fail('the handler is not called'))
   })
-  const client = await connect(app, '/ws')
+  const client = await injectClient(app, '/ws')
   client.send({ n: 1 })
   t.same(await client.closed, { code: 4000, reason: 'handled' })
   t.same(errors, ['asynchronous validators are not supported for WebSocket messages'])
@@ -82,7 +82,7 @@ t.test('messages(): a validator that breaks ends the loop with its error', async
       conn.close(4000, 'loop ended')
     }
   })
-  const client = await connect(app, '/iter')
+  const client = await injectClient(app, '/iter')
   client.send({ n: 1 })
   t.match(await loopError, { name: 'TypeError', message: 'asynchronous validators are not supported for WebSocket messages' })
   t.same(await client.closed, { code: 4000, reason: 'loop ended' })
