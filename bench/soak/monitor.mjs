@@ -79,6 +79,13 @@ export class Monitor {
       .finally(() => { this.#sampling = false })
   }
 
+  /** Starts the peaks afresh; returns the ones kept so far. */
+  takePeak () {
+    const peak = this.peak
+    this.peak = {}
+    return peak
+  }
+
   /** Keeps the largest value seen of each reading field. */
   observe (reading) {
     for (const key of ['rss', 'heapUsed', 'external', 'arrayBuffers', 'fds', 'clients']) {

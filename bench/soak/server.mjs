@@ -8,6 +8,8 @@
 //   /count  counts messages and bytes per ?id=, checks their sequence
 //           numbers, answers nothing.
 //   /health plain HTTP.
+//   /plain  POST, a JSON body (Fastify's default bodyLimit, 1 MiB): the
+//           body-parsing route of issue 8's case 1; statuses tallied.
 // Every WebSocket connection may carry ?kind=…; the code its `close` event
 // reports is tallied per kind, so the run learns how each hostile peer ended
 // from the server's side too.
@@ -50,10 +52,20 @@ diagnosticsChannel.subscribe(CHANNELS.limit, (message) => {
 const loopDelay = monitorEventLoopDelay({ resolution: 10 })
 loopDelay.enable()
 
+// The largest memory figures seen between two 'peaks' requests, every
+// 100 ms: short bursts of buffers (what glibc's arena grows to) last less
+// than the run's one-second samples.
+let peaks = {}
+setInterval(() => {
+  const usage = process.memoryUsage()
+  for (const key of ['rss', 'heapUsed', 'external', 'arrayBuffers']) peaks[key] = Math.max(peaks[key] ?? 0, usage[key])
+}, 100).unref()
+
 // Route counters.
 const echo = { connections: 0, messages: 0, bytes: 0 }
 const ended = {} // kind → { closeCode → count }
 const counted = new Map() // /count id → { messages, bytes, outOfOrder, next }
+const plain = {} // /plain status → count
 
 async function loadPlugin () {
   const module = await import('../../dist/esm/index.js')
@@ -74,6 +86,11 @@ async function start () {
   await app.register(plugin) // the defaults: that is what the soak is about
 
   app.get('/health', async () => ({ ok: true }))
+
+  app.post('/plain', async (request) => ({ keys: Object.keys(request.body ?? {}).length }))
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.url === '/plain') tally(plain, String(reply.statusCode))
+  })
 
   app.get('/echo', { websocket: true }, (conn, req) => {
     echo.connections++
@@ -137,7 +154,7 @@ function reading (app) {
     arrayBuffers,
     fds: openFds(),
     clients: app.websocket.clients.size,
-    counters: { echo: { ...echo }, ended, diagnostics }
+    counters: { echo: { ...echo }, ended, diagnostics, plain }
   }
 }
 
@@ -161,12 +178,28 @@ if (app !== undefined) {
         process.send({ id, reading: { ...reading(app), mainArena: mainArenaRss() } })
       }, settleMs ?? 0)
     }
-    else if (request === 'loopDelay') {
+    else if (request === 'releaseV8') {
+      // A last-resort GC (what V8 does on a memory-pressure notification): it
+      // also gives back the free pages V8 keeps pooled for reuse, which Node
+      // 24's V8 holds after the heap shrinks and a plain gc() or the memory
+      // reducer does not release. Diagnosis only, after the final reading.
+      globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+      setTimeout(() => process.send({ id, reading: { ...reading(app), mainArena: mainArenaRss() } }), settleMs ?? 0)
+    } else if (request === 'loopDelay') {
       const ms = (ns) => Math.round(ns / 1e5) / 10
       process.send({ id, loopDelay: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) } })
       loopDelay.reset()
-    } else if (request === 'counts') process.send({ id, counts: Object.fromEntries(counted) })
+    } else if (request === 'peaks') {
+      process.send({ id, peaks })
+      peaks = {}
+    } else if (request === 'counts') {
+      // Then forgets them: the run asks once every /count connection has
+      // closed, before a reading, so the run's own bookkeeping (one entry
+      // per connection) is not in the memory compared.
+      process.send({ id, counts: Object.fromEntries(counted) })
+      counted.clear()
+    }
     else process.send({ id, error: `unknown request ${request}` })
   })
-  process.send({ ready: true, port: app.server.address().port, pid: process.pid })
+  process.send({ ready: true, port: app.server.address().port, pid: process.pid, node: process.version })
 }
