@@ -3,16 +3,16 @@ import type {
   FastifyTypeProviderDefault, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault,
   RouteGenericInterface
 } from 'fastify'
-import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './plugin.js'
+import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './fastify/plugin.js'
 import type { WebSocketConnection } from './connection/connection.js'
-import type { InjectWSOptions } from './inject.js'
+import type { InjectWSOptions } from './fastify/inject.js'
 import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } from './messages/index.js'
 
 export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData } from './connection/connection.js'
 // The public name of the protocol's message-frame encoder: one encoding for `conn.sendFrame` on many connections.
 export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
 export { WebSocketError } from './errors.js'
-export { WebSocketUpgradeError, type InjectWSOptions } from './inject.js'
+export { WebSocketUpgradeError, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'
 export { ProtocolError } from './protocol/errors.js'
 export type { BroadcastOptions, WebSocketPluginOptions, WebSocketRegistry, WebSocketRouteSettings }

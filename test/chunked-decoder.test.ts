@@ -1,7 +1,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import t from 'tap'
-import { ChunkedDecoder } from '../lib/chunked-decoder.js'
+import { ChunkedDecoder } from '../lib/fastify/chunked-decoder.js'
 import { build, listen } from './helpers/app.js'
 
 // The chunked decoder reads the bodies of upgrade requests answered as plain

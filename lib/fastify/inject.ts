@@ -2,10 +2,10 @@ import type { Duplex } from 'node:stream'
 import type { Server } from 'node:http'
 import { Server as TlsServer } from 'node:tls'
 import { ChunkedDecoder } from './chunked-decoder.js'
-import { WebSocketConnection } from './connection/connection.js'
-import { kInternal } from './connection/internal.js'
-import { createDuplexPair } from './duplex-pair.js'
-import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from './protocol/client-handshake.js'
+import { WebSocketConnection } from '../connection/connection.js'
+import { kInternal } from '../connection/internal.js'
+import { createDuplexPair } from '../duplex-pair.js'
+import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from '../protocol/client-handshake.js'
 
 export interface InjectWSOptions {
   /** Request headers to add to the handshake (e.g. authorization). */

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
-import { hasBody } from './protocol/handshake.js'
-import { headerHasToken } from './protocol/header-lists.js'
+import { hasBody } from '../protocol/handshake.js'
+import { headerHasToken } from '../protocol/header-lists.js'
 
 /*
  * Node stops parsing an upgrade request after its head and hands the socket to

@@ -1,0 +1,135 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { WebSocketConnection } from '../connection/connection.js'
+import { kInternal } from '../connection/internal.js'
+import { CompilerCache, JsonWebSocketConnection, kSetFailureHandler } from '../messages/index.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import { buildUpgradeResponse, selectSubprotocol } from '../protocol/handshake.js'
+import type { Registry } from './registry.js'
+import { refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
+import type { WebSocketRouteSettings } from './settings.js'
+import type { UpgradeListener } from './upgrade.js'
+import { destroySocket, errorBody, kHandshake, kHead, kSocket, type UpgradeRequest } from './upgrade-request.js'
+
+// Headers of the 101 response that hooks may not override.
+const RESERVED_RESPONSE_HEADERS = new Set([
+  'upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions',
+  'content-length', 'content-type', 'transfer-encoding', 'keep-alive'
+])
+
+/**
+ * The end of an upgrade request that passed every hook: the last checks,
+ * the 101 (with the headers hooks set), the connection, the route's handler.
+ */
+export function createAccept (registry: Registry, upgrades: UpgradeListener, compilers: CompilerCache): Accept {
+  return function accept (this: FastifyInstance, route: WsRoute, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+    const raw = request.raw as UpgradeRequest
+    // Routes from instances that missed the onRequest hook are still checked.
+    if (refuseInvalidHandshake(raw, reply)) return reply
+    if (registry.closing) {
+      // Its hooks were still running when app.close() began: the 1001 round has
+      // passed, and an upgrade now would keep the server from closing.
+      return reply.code(503).header('Connection', 'close').send(errorBody(503, 'the server is shutting down'))
+    }
+    // Checked again: other upgrades may have completed while this one's hooks ran.
+    if (refuseAtCapacity(registry, route, reply)) return reply
+    route.messages.prepare(compilers, request, reply) // no-op once compiled
+    request.ws = true
+    const handshake = raw[kHandshake]!
+    const socket = raw[kSocket]!
+    const head = raw[kHead]
+    const protocol = selectSubprotocol(handshake.protocols, route.settings.protocols)
+
+    const extraHeaders: Record<string, string | number | readonly string[]> = {}
+    const hookHeaders = reply.getHeaders()
+    for (const name of Object.keys(hookHeaders)) {
+      const value = hookHeaders[name]
+      if (value !== undefined && !RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) extraHeaders[name] = value as string | number | readonly string[]
+    }
+    const response = buildUpgradeResponse({ accept: handshake.accept, protocol, headers: extraHeaders })
+
+    reply.hijack()
+    reply.raw.detachSocket(socket as any)
+    raw[kSocket] = undefined
+    raw[kHead] = undefined
+    socket.removeListener('error', destroySocket)
+    upgrades.handshakeDone(socket)
+    if (socket.destroyed || !socket.writable) return
+    ;(socket as any).setTimeout?.(0)
+    ;(socket as any).setNoDelay?.(true)
+    socket.write(response)
+
+    const s = route.settings
+    const conn = new JsonWebSocketConnection<FastifyRequest>(socket, request, {
+      role: 'server',
+      maxMessageSize: s.maxMessageSize,
+      maxMessagePieces: s.maxMessagePieces,
+      minAveragePieceSize: s.minAveragePieceSize,
+      closeTimeout: s.closeTimeout,
+      highWaterMark: s.highWaterMark,
+      autoPong: s.autoPong,
+      maxBufferedAmount: s.maxBufferedAmount,
+      onBufferFull: s.onBufferFull,
+      protocol,
+      logger: request.log
+    }, route.messages)
+    registry.add(conn, route, s.heartbeatInterval, request)
+    runHandler.call(this, route, conn, request, head)
+    return undefined
+  }
+}
+
+/**
+ * Calls the route's handler. Messages and the close are held while an async
+ * handler runs without listening (the connection's inbox); once it settled,
+ * unread messages are dropped. No closure here may capture the request: with
+ * retainRequest off, the connection must not keep it alive once the handler is done.
+ */
+function runHandler (this: FastifyInstance, route: WsRoute, conn: JsonWebSocketConnection<FastifyRequest>, request: FastifyRequest, head: Buffer | undefined): void {
+  const internal = conn[kInternal]
+  const fail = route.fail ??= failureHandler(this, route.settings.errorHandler)
+  conn[kSetFailureHandler](fail)
+  let result: Promise<unknown> | undefined
+  try {
+    result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
+  } catch (error) {
+    fail(error, conn)
+  }
+  const settles = result !== undefined && result !== null && typeof result.then === 'function'
+  if (settles) {
+    internal.handlerStarted()
+    result!.then(settleHandler.bind(null, conn), (error: unknown) => {
+      fail(error, conn)
+      internal.handlerSettled()
+    })
+  } else {
+    internal.handlerSettled()
+  }
+  if (!route.settings.retainRequest) {
+    if (settles) result!.then(releaseRequest.bind(null, conn), releaseRequest.bind(null, conn))
+    else releaseRequest(conn)
+  }
+  if (head !== undefined) internal.receiveHead(head)
+}
+
+function failureHandler (instance: FastifyInstance, errorHandler: WebSocketRouteSettings['errorHandler']): FailureHandler {
+  return (error, conn) => {
+    if (errorHandler !== undefined) {
+      try {
+        errorHandler.call(instance, error, conn, conn.request)
+        return
+      } catch (handlerError) {
+        error = handlerError
+      }
+    }
+    ;(conn.log ?? instance.log).error({ err: error }, 'websocket handler failed')
+    if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
+  }
+}
+
+function settleHandler (conn: WebSocketConnection<FastifyRequest>): void {
+  conn[kInternal].handlerSettled()
+}
+
+function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {
+  conn.request = undefined as unknown as FastifyRequest
+}

@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { CompilerCache, checkMessageSettings } from '../messages/index.js'
+import { createAccept } from './accept.js'
+import { injectWebSocket, type InjectWSOptions } from './inject.js'
+import { Registry } from './registry.js'
+import { Routes } from './route.js'
+import { ROUTE_DEFAULTS, resolveHandshakeTimeout, resolveSettings, type WebSocketPluginOptions } from './settings.js'
+import { UpgradeListener, readUpgradeRequestBody } from './upgrade.js'
+import { installUpgradeFilter } from './upgrade-filter.js'
+
+export type { BroadcastOptions, WebSocketRegistry } from './registry.js'
+export type { WebSocketPluginOptions, WebSocketRouteSettings } from './settings.js'
+
+// Marks a server that already has the plugin's upgrade listener: two would both answer every upgrade.
+const kRegistered = Symbol('fastify-rfc6455.registered')
+
+/**
+ * Wiring only. The path of an upgrade request, in order: the server's
+ * `upgrade` event (upgrade.ts) → Fastify's router → the `onRequest` handshake
+ * check and the route wrapper (route.ts) → the user's hooks → accept.ts (101,
+ * connection, handler). Open connections live in the registry (registry.ts).
+ */
+const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async function websocketPlugin (fastify, options) {
+  const server = fastify.server as typeof fastify.server & { [kRegistered]?: true }
+  if (server[kRegistered]) {
+    throw new Error('fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
+  }
+  const settings = resolveSettings(ROUTE_DEFAULTS, options)
+  const handshakeTimeout = resolveHandshakeTimeout(options)
+  // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
+  checkMessageSettings(settings, 'fastify-rfc6455')
+
+  const registry = new Registry(settings)
+  const upgrades = new UpgradeListener(fastify, registry, handshakeTimeout)
+  const compilers = new CompilerCache()
+  const routes = new Routes(registry, createAccept(registry, upgrades, compilers))
+
+  fastify.decorate('websocket', registry)
+  fastify.decorate('injectWS', function injectWS (this: FastifyInstance, path = '/', opts?: InjectWSOptions) {
+    return (async () => {
+      await this.ready()
+      return injectWebSocket(this.server, path, opts)
+    })()
+  })
+  fastify.decorateRequest('ws', false)
+
+  // Message schemas compile once per route, when the app is ready (after Fastify compiled its own).
+  fastify.addHook('onReady', function compileMessageSchemas (done) {
+    try {
+      for (const messages of routes.uncompiled.splice(0)) messages.compile(compilers)
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    done()
+  })
+  fastify.addHook('preParsing', readUpgradeRequestBody)
+  fastify.addHook('onRoute', function (routeOptions) { routes.onRoute(this, routeOptions) })
+  fastify.addHook('onRequest', routes.checkHandshake)
+
+  server[kRegistered] = true
+  server.on('upgrade', upgrades.onUpgrade)
+  // Where Node allows it, only WebSocket handshakes come to onUpgrade; the rest are parsed by Node.
+  const removeUpgradeFilter = installUpgradeFilter(server, upgrades.onUpgrade)
+
+  fastify.addHook('preClose', function goingAway (done) {
+    registry.goAway(done)
+  })
+  fastify.addHook('onClose', function detach (_instance, done) {
+    upgrades.stop()
+    server.removeListener('upgrade', upgrades.onUpgrade)
+    removeUpgradeFilter()
+    server[kRegistered] = undefined
+    registry.stop()
+    done()
+  })
+}
+
+export default fp(websocketPlugin, {
+  fastify: '5.x',
+  name: 'fastify-rfc6455'
+})

@@ -1,0 +1,145 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler } from 'fastify'
+import type { JsonWebSocketConnection } from '../messages/index.js'
+import { RouteMessages } from '../messages/index.js'
+import { publishLimit } from '../diagnostics.js'
+import { validateHandshake } from '../protocol/handshake.js'
+import { headerHasToken } from '../protocol/header-lists.js'
+import type { CountedRoute, Registry } from './registry.js'
+import { resolveSettings, type ResolvedSettings, type WebSocketRouteSettings } from './settings.js'
+import { RETRY_AFTER_SECONDS } from './upgrade.js'
+import { errorBody, kHandshake, kSocket, type UpgradeRequest } from './upgrade-request.js'
+
+export type WsHandler = (this: FastifyInstance, conn: JsonWebSocketConnection<FastifyRequest>, request: FastifyRequest) => unknown
+
+/** What a throwing or rejecting handler does: the route's errorHandler, or a log entry and close 1011. */
+export type FailureHandler = (error: unknown, conn: JsonWebSocketConnection<FastifyRequest>) => void
+
+/** A WebSocket route as the plugin keeps it. */
+export interface WsRoute extends CountedRoute {
+  handler: WsHandler
+  settings: ResolvedSettings
+  /** Compiled `schema.message` / `schema.outgoing` and the JSON policies. */
+  messages: RouteMessages
+  /** No `handler` for plain HTTP: the route only serves WebSocket connections. */
+  wsOnly: boolean
+  /** What a failing handler does; made on the route's first connection (it needs the route's instance). */
+  fail?: FailureHandler
+}
+
+/** Accepts an upgrade that passed every hook: the 101, the connection, the handler (accept.ts). */
+export type Accept = (this: FastifyInstance, route: WsRoute, request: FastifyRequest, reply: FastifyReply) => FastifyReply | undefined
+
+// Fastify binds route handlers, so a request cannot be matched to its WebSocket
+// route by handler identity; the route's config (copied per route) carries it instead.
+const kRoute = Symbol('fastify-rfc6455.route')
+
+type WsRouteOptions = RouteOptions & { websocket?: boolean | WebSocketRouteSettings, wsHandler?: WsHandler }
+
+/**
+ * WebSocket routes: the `onRoute` hook that turns `{ websocket }` and
+ * `wsHandler` routes into one handler serving both plain HTTP and upgrades,
+ * and the root `onRequest` hook that refuses bad handshakes and full routes
+ * before the user's hooks see them.
+ */
+export class Routes {
+  private readonly registry: Registry
+  private readonly accept: Accept
+  private readonly wrapped = new WeakSet<Function>()
+  /** Routes whose message schemas compile when the app is ready. */
+  readonly uncompiled: RouteMessages[] = []
+
+  constructor (registry: Registry, accept: Accept) {
+    this.registry = registry
+    this.accept = accept
+  }
+
+  /** The `onRoute` hook (called with the route's instance as `this`). */
+  onRoute (instance: FastifyInstance, routeOptions: WsRouteOptions): void {
+    const declared = routeOptions.websocket
+    const wsHandler = routeOptions.wsHandler
+    if (!declared && wsHandler === undefined) return
+    if (this.wrapped.has(routeOptions.handler)) return // already wrapped (e.g. the HEAD twin of a GET route)
+    const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
+    const settings = resolveSettings(this.registry.settings, typeof declared === 'object' ? declared : undefined)
+    const route: WsRoute = {
+      handler: (wsHandler ?? routeOptions.handler) as WsHandler,
+      settings,
+      messages: new RouteMessages(instance, routeOptions, settings),
+      wsOnly: httpHandler === undefined,
+      open: 0
+    }
+    if (typeof route.handler !== 'function') throw new TypeError(`WebSocket route ${routeOptions.url}: the handler must be a function`)
+    this.uncompiled.push(route.messages)
+
+    const accept = this.accept
+    const handler = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      const raw = request.raw as UpgradeRequest
+      if (raw[kSocket] === undefined) {
+        if (httpHandler !== undefined) return httpHandler.call(this, request, reply)
+        return reply.code(426)
+          .header('Upgrade', 'websocket')
+          .header('Connection', 'Upgrade')
+          .send(errorBody(426, 'this route only accepts WebSocket connections'))
+      }
+      return accept.call(this, route, request, reply)
+    }
+    this.wrapped.add(handler)
+    routeOptions.handler = handler
+    routeOptions.config = { ...routeOptions.config, [kRoute]: route } as typeof routeOptions.config
+  }
+
+  /** The root `onRequest` hook: a malformed handshake is refused before the user's hooks run. */
+  readonly checkHandshake: onRequestHookHandler = (request, reply, done) => {
+    const raw = request.raw as UpgradeRequest
+    if (raw[kSocket] === undefined && raw.headers.upgrade === undefined) {
+      done()
+      return
+    }
+    const route = (request.routeOptions.config as { [kRoute]?: WsRoute } | undefined)?.[kRoute]
+    if (route === undefined) {
+      done()
+      return
+    }
+    if (raw[kSocket] === undefined) {
+      // Node hands over the socket only if Connection also says Upgrade; a route that
+      // serves nothing but WebSocket tells such a half-handshake which rule it broke.
+      if (!route.wsOnly || !headerHasToken(raw.headers.upgrade, 'websocket') || !refuseInvalidHandshake(raw, reply)) done()
+      return
+    }
+    if (!route.wsOnly && !headerHasToken(raw.headers.upgrade, 'websocket')) {
+      // Another protocol (h2c, say): the route's HTTP handler answers, ignoring Upgrade (RFC 9110 §7.8).
+      raw[kSocket] = undefined
+      done()
+      return
+    }
+    if (refuseInvalidHandshake(raw, reply)) return
+    // Refused before the user's hooks, so a full route costs no auth lookup.
+    if (refuseAtCapacity(this.registry, route, reply)) return
+    request.ws = true
+    done()
+  }
+}
+
+/** Validates the handshake once per request; answers 400/405/426 and returns true if it is invalid. */
+export function refuseInvalidHandshake (raw: UpgradeRequest, reply: FastifyReply): boolean {
+  if (raw[kHandshake] !== undefined) return false
+  const result = validateHandshake(raw)
+  if (result.ok) {
+    raw[kHandshake] = result
+    return false
+  }
+  reply.log.info({ reason: result.reason, status: result.status }, 'websocket handshake refused')
+  reply.code(result.status).headers(result.headers).send(errorBody(result.status, result.reason))
+  return true
+}
+
+/** Answers 503 with Retry-After when the app or the route has its maxConnections open. */
+export function refuseAtCapacity (registry: Registry, route: WsRoute, reply: FastifyReply): boolean {
+  const limit = registry.limitReached(route)
+  if (limit === 0) return false
+  reply.log.warn({ limit, open: registry.clients.size, routeOpen: route.open }, 'websocket upgrade refused: maxConnections reached')
+  publishLimit('maxConnections', undefined, undefined, reply.request.raw)
+  reply.code(503).header('Retry-After', String(RETRY_AFTER_SECONDS)).header('Connection', 'close')
+    .send(errorBody(503, `too many WebSocket connections (maxConnections ${limit}); retry later`))
+  return true
+}

@@ -1,0 +1,147 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { BufferFullPolicy, WebSocketConnection } from '../connection/connection.js'
+import { DEFAULTS } from '../defaults.js'
+import type { BinaryMessagePolicy, InvalidMessagePolicy, JsonMessageSettings } from '../messages/index.js'
+import type { SubprotocolSelector } from '../protocol/handshake.js'
+import { pieceLimits } from '../protocol/piece-limit.js'
+
+/** Settings that apply to every WebSocket route, and that a route may override. */
+export interface WebSocketRouteSettings extends JsonMessageSettings {
+  /** Largest incoming message in bytes (sum of fragments). Default 1 MiB; past it, close 1009. */
+  maxMessageSize?: number
+  /**
+   * A message may arrive in this many pieces (a frame's bytes from one read,
+   * or an empty frame), plus one per `minAveragePieceSize` bytes; past that,
+   * close 1008 (`WS_ERR_MESSAGE_TOO_FRAGMENTED`). Defaults 1024 and 256.
+   */
+  maxMessagePieces?: number
+  minAveragePieceSize?: number
+  /** Milliseconds to wait for the peer to complete the closing handshake. Default 5000. */
+  closeTimeout?: number
+  /** Subprotocols the server speaks, in order of preference, or a function choosing one of the client's. */
+  protocols?: SubprotocolSelector
+  /** `send` returns false once this many bytes wait to be written. Default 1 MiB. */
+  highWaterMark?: number
+  /**
+   * Most bytes a connection may have waiting to be written (messages, pings,
+   * pongs) before `onBufferFull` applies. Default 4 MiB.
+   */
+  maxBufferedAmount?: number
+  /**
+   * Past `maxBufferedAmount`: `'close'` (default) drops the connection, whose
+   * `close` event reports 1008; `'refuse'` keeps it and rejects the send with
+   * a `WebSocketError` coded `WS_ERR_BUFFER_FULL` (thrown, or given to the send callback).
+   */
+  onBufferFull?: BufferFullPolicy
+  /**
+   * Most connections open at once: at plugin level across the app (upgrades
+   * in progress count too), on a route for that route. Past it, upgrades get
+   * 503 with `Retry-After`; open connections are not touched. Default: no limit.
+   */
+  maxConnections?: number
+  /** Reply to pings automatically. Default true. */
+  autoPong?: boolean
+  /**
+   * Milliseconds between heartbeat pings. A connection whose peer sent
+   * nothing (not even the pong) by the next ping is terminated, so peers that
+   * vanished without closing do not hold connections for ever. Default 0: off.
+   */
+  heartbeatInterval?: number
+  /**
+   * Keep the upgrade request as `conn.request` for the connection's
+   * lifetime. Default true. With false, `conn.request` is cleared once the
+   * handler returns (or its promise settles): about 1.4 KiB less per
+   * idle connection. Close over what you need from `req` in the handler.
+   */
+  retainRequest?: boolean
+  /**
+   * Decides what a throwing or rejecting `wsHandler` does. Default: log the
+   * error through `request.log` and close the connection with 1011.
+   */
+  errorHandler?: (this: FastifyInstance, error: unknown, conn: WebSocketConnection<FastifyRequest>, request: FastifyRequest) => void
+}
+
+export interface WebSocketPluginOptions extends WebSocketRouteSettings {
+  /**
+   * Milliseconds from an upgrade request's head to its answer (hooks,
+   * validation, auth): past it the socket is destroyed. Default 10 s.
+   */
+  handshakeTimeout?: number
+}
+
+/** A route's settings: the plugin's, then the route's own, every one filled in and checked. */
+export interface ResolvedSettings {
+  maxMessageSize: number
+  maxMessagePieces: number
+  minAveragePieceSize: number
+  closeTimeout: number
+  protocols: SubprotocolSelector | undefined
+  highWaterMark: number
+  maxBufferedAmount: number
+  onBufferFull: BufferFullPolicy
+  maxConnections: number
+  autoPong: boolean
+  heartbeatInterval: number
+  retainRequest: boolean
+  errorHandler: WebSocketRouteSettings['errorHandler']
+  onInvalidMessage: InvalidMessagePolicy
+  onBinaryMessage: BinaryMessagePolicy
+}
+
+// The defaults with their reasons are in lib/defaults.ts (the JSON policies' in
+// the README's Typed JSON messages section); this only lists which settings exist.
+export const ROUTE_DEFAULTS: ResolvedSettings = {
+  maxMessageSize: DEFAULTS.maxMessageSize,
+  maxMessagePieces: DEFAULTS.maxMessagePieces,
+  minAveragePieceSize: DEFAULTS.minAveragePieceSize,
+  closeTimeout: DEFAULTS.closeTimeout,
+  protocols: undefined,
+  highWaterMark: DEFAULTS.highWaterMark,
+  maxBufferedAmount: DEFAULTS.maxBufferedAmount,
+  onBufferFull: DEFAULTS.onBufferFull,
+  maxConnections: DEFAULTS.maxConnections,
+  autoPong: DEFAULTS.autoPong,
+  heartbeatInterval: DEFAULTS.heartbeatInterval,
+  retainRequest: DEFAULTS.retainRequest,
+  errorHandler: undefined,
+  onInvalidMessage: 'reply',
+  onBinaryMessage: 'close'
+}
+
+/**
+ * Merges `overrides` (plugin options over the defaults, or a route's
+ * `websocket: { ... }` over the plugin's) and checks the result, so a bad
+ * value fails at registration rather than at the first connection.
+ */
+export function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSettings | undefined): ResolvedSettings {
+  const out = { ...base }
+  if (overrides === undefined) return out
+  for (const key of Object.keys(ROUTE_DEFAULTS) as Array<keyof ResolvedSettings>) {
+    if (overrides[key] !== undefined) (out as any)[key] = overrides[key]
+  }
+  if (!Number.isSafeInteger(out.maxMessageSize) || out.maxMessageSize < 0) {
+    throw new TypeError(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
+  }
+  pieceLimits(out) // throws a RangeError naming the bad one
+  if (!(out.closeTimeout > 0)) throw new TypeError(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
+  if (!(out.maxBufferedAmount > 0)) throw new TypeError(`maxBufferedAmount must be a positive number of bytes, got ${out.maxBufferedAmount}`)
+  if (out.onBufferFull !== 'close' && out.onBufferFull !== 'refuse') {
+    throw new TypeError(`onBufferFull must be 'close' or 'refuse', got ${String(out.onBufferFull)}`)
+  }
+  if (!(out.maxConnections === Infinity || (Number.isSafeInteger(out.maxConnections) && out.maxConnections > 0))) {
+    throw new TypeError(`maxConnections must be a positive integer or Infinity, got ${out.maxConnections}`)
+  }
+  if (!(out.heartbeatInterval >= 0 && out.heartbeatInterval < 2 ** 31)) {
+    throw new TypeError(`heartbeatInterval must be 0 (off) or a number of milliseconds, got ${out.heartbeatInterval}`)
+  }
+  return out
+}
+
+/** The plugin-level-only `handshakeTimeout`, checked. */
+export function resolveHandshakeTimeout (options: WebSocketPluginOptions): number {
+  const timeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout
+  if (!(timeout > 0 && timeout < 2 ** 31)) {
+    throw new TypeError(`handshakeTimeout must be a positive number of milliseconds, got ${timeout}`)
+  }
+  return timeout
+}
