@@ -1,6 +1,6 @@
 /**
  * Every default setting, each stated once with its reason. The plugin merges
- * these with plugin-level and route-level settings (plugin.ts); the
+ * these with plugin-level and route-level settings (fastify/settings.ts); the
  * connection falls back to them when driven directly (client role, tests).
  */
 import { DEFAULT_MAX_MESSAGE_PIECES, DEFAULT_MIN_AVERAGE_PIECE_SIZE } from './protocol/piece-limit.js'
