@@ -6,6 +6,12 @@ import { WebSocketConnection } from '../connection/connection.js'
 import { kInternal } from '../connection/internal.js'
 import { createDuplexPair } from '../duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from '../protocol/client-handshake.js'
+import { DEFAULTS } from '../defaults.js'
+
+// The in-memory test client accepts 64 times the server's default message size:
+// it exists to see what a route sends, so a test of a large reply should not
+// need a setting, and it only ever talks to the app under test.
+const INJECT_MAX_MESSAGE_SIZE = 64 * DEFAULTS.maxMessageSize
 
 export interface InjectWSOptions {
   /** Request headers to add to the handshake (e.g. authorization). */
@@ -16,7 +22,7 @@ export interface InjectWSOptions {
   host?: string
   /** Largest message the client accepts. Default 64 MiB. */
   maxMessageSize?: number
-  /** Close timeout of the client connection in ms. Default 5000. */
+  /** Close timeout of the client connection in ms. Default: the server's default, 5000. */
   closeTimeout?: number
 }
 
@@ -101,8 +107,8 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
       detach()
       const conn = new WebSocketConnection<undefined>(client, undefined, {
         role: 'client',
-        maxMessageSize: options.maxMessageSize ?? 64 * 1024 * 1024,
-        closeTimeout: options.closeTimeout ?? 5000,
+        maxMessageSize: options.maxMessageSize ?? INJECT_MAX_MESSAGE_SIZE,
+        closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
         protocol: accepted.protocol
       })
       resolve(conn)
