@@ -167,8 +167,8 @@ try {
 }
 
 if (app !== undefined) {
-  process.on('message', ({ id, request, settleMs }) => {
-    if (request === 'sample') process.send({ id, reading: reading(app) })
+  process.on('message', ({ id, request, settleMs, arena }) => {
+    if (request === 'sample') process.send({ id, reading: arena ? { ...reading(app), mainArena: mainArenaRss() } : reading(app) })
     else if (request === 'measure') {
       // V8 hands the pages a full GC freed back to the OS from a background
       // thread, a few seconds later: collect, let that happen, collect again.
@@ -182,7 +182,9 @@ if (app !== undefined) {
       // A last-resort GC (what V8 does on a memory-pressure notification): it
       // also gives back the free pages V8 keeps pooled for reuse, which Node
       // 24's V8 holds after the heap shrinks and a plain gc() or the memory
-      // reducer does not release. Diagnosis only, after the final reading.
+      // reducer does not release. The first step of the trimmed readings at
+      // the warmed baseline and at the end (bench/soak.mjs), after the
+      // untrimmed one; malloc_trim(0) through gdb follows.
       globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' })
       setTimeout(() => process.send({ id, reading: { ...reading(app), mainArena: mainArenaRss() } }), settleMs ?? 0)
     } else if (request === 'loopDelay') {
