@@ -2,11 +2,11 @@ import { once } from 'node:events'
 import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
-import websocket, { type WebSocketConnection } from '../lib/index.js'
-import { Heartbeats, type Beating } from '../lib/connection/heartbeat.js'
-import { Queue, build, closeEvent, connect, listen } from './helpers/app.js'
-import { rawUpgrade } from './helpers/raw-peer.js'
-import { fakeTimers, loopTurns, within } from './helpers/time.js'
+import websocket, { type WebSocketConnection } from '../../lib/index.js'
+import { Heartbeats, type Beating } from '../../lib/connection/heartbeat.js'
+import { Queue, build, closeEvent, connect, listen } from '../helpers/app.js'
+import { rawUpgrade } from '../helpers/raw-peer.js'
+import { fakeTimers, loopTurns, within } from '../helpers/time.js'
 
 // The heartbeat timer runs on a fake clock (fakeTimers): the tests move it by
 // whole intervals and wait on the sockets only, so a slow machine cannot make

@@ -1,8 +1,8 @@
 import http from 'node:http'
 import net from 'node:net'
 import t from 'tap'
-import { ChunkedDecoder } from '../lib/fastify/chunked-decoder.js'
-import { build, listen } from './helpers/app.js'
+import { ChunkedDecoder } from '../../lib/fastify/chunked-decoder.js'
+import { build, listen } from '../helpers/app.js'
 
 // The chunked decoder reads the bodies of upgrade requests answered as plain
 // HTTP where Node cannot be asked to parse them (Node 20). A second parser

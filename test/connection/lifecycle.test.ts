@@ -2,10 +2,10 @@ import { once } from 'node:events'
 import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
-import websocket, { type WebSocketConnection } from '../lib/index.js'
-import { Queue, build, clientClosed, connect, gate, listen } from './helpers/app.js'
-import { RawPeer, handshake, rawRequest, rawUpgrade } from './helpers/raw-peer.js'
-import { closePayload, encodeFrame, parseClose } from './helpers/wire.cjs'
+import websocket, { type WebSocketConnection } from '../../lib/index.js'
+import { Queue, build, clientClosed, connect, gate, listen } from '../helpers/app.js'
+import { RawPeer, handshake, rawRequest, rawUpgrade } from '../helpers/raw-peer.js'
+import { closePayload, encodeFrame, parseClose } from '../helpers/wire.cjs'
 
 t.test('an upgrade whose hooks were still running when app.close() began gets 503, and close() resolves', async (t) => {
   const app = await build(t)

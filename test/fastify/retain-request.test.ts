@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import Fastify, { type FastifyRequest } from 'fastify'
 import t from 'tap'
-import websocket from '../lib/index.js'
+import websocket from '../../lib/index.js'
 
 setFlagsFromString('--expose_gc')
 const gc = runInNewContext('gc') as () => void

@@ -5,10 +5,10 @@ import type net from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { installUpgradeFilter, type UpgradeCandidate } from '../lib/fastify/upgrade-filter.js'
-import { build, listen } from './helpers/app.js'
-import { RawPeer, handshake, rawRequest, rawUpgrade } from './helpers/raw-peer.js'
-import { encodeFrame } from './helpers/wire.cjs'
+import { installUpgradeFilter, type UpgradeCandidate } from '../../lib/fastify/upgrade-filter.js'
+import { build, listen } from '../helpers/app.js'
+import { RawPeer, handshake, rawRequest, rawUpgrade } from '../helpers/raw-peer.js'
+import { encodeFrame } from '../helpers/wire.cjs'
 
 // Node hands any request with Upgrade + Connection: upgrade to the plugin with
 // only its head parsed. Where Node has shouldUpgradeCallback (22.21, 24.9) the
@@ -274,7 +274,7 @@ t.test('installUpgradeFilter, on any Node: what it answers, and what it leaves b
 // The callback path, on a Node that has it: Node 24 through npx when this suite
 // runs on an older Node (CI's Node 20), else the running Node.
 t.test('Node 24: non-WebSocket upgrades are parsed by Node, WebSocket handshakes still upgrade', async (t) => {
-  const root = join(__dirname, '..')
+  const root = join(__dirname, '../..')
   const fixture = join(root, 'test/fixtures/upgrade-filter-check.ts')
   const [command, args] = NODE_PARSES_THEM
     ? [process.execPath, ['--import=tsx', fixture]]

@@ -1,10 +1,10 @@
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import type { WebSocketConnection } from '../lib/index.js'
-import { Queue, build, clientClosed, closeEvent, connect, inboxOf, listen } from './helpers/app.js'
-import { RawPeer, handshake, rawUpgrade } from './helpers/raw-peer.js'
-import { closePayload, encodeFrame, parseClose } from './helpers/wire.cjs'
-import { activeTimers, fakeTimers, loopTurns, within } from './helpers/time.js'
+import type { WebSocketConnection } from '../../lib/index.js'
+import { Queue, build, clientClosed, closeEvent, connect, inboxOf, listen } from '../helpers/app.js'
+import { RawPeer, handshake, rawUpgrade } from '../helpers/raw-peer.js'
+import { closePayload, encodeFrame, parseClose } from '../helpers/wire.cjs'
+import { activeTimers, fakeTimers, loopTurns, within } from '../helpers/time.js'
 
 t.test('app.close() closes every connection with 1001 and resolves', async (t) => {
   const app = await build(t)

@@ -1,10 +1,10 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
-import websocket, { WebSocketConnection } from '../lib/index.js'
-import { build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from './helpers/app.js'
-import { RawPeer, handshake, rawRequest, rawUpgrade } from './helpers/raw-peer.js'
-import { encodeFrame, parseClose } from './helpers/wire.cjs'
+import websocket, { WebSocketConnection } from '../../lib/index.js'
+import { build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from '../helpers/app.js'
+import { RawPeer, handshake, rawRequest, rawUpgrade } from '../helpers/raw-peer.js'
+import { encodeFrame, parseClose } from '../helpers/wire.cjs'
 
 function echo (conn: WebSocketConnection<unknown>): void {
   conn.on('message', (data: Buffer, isBinary: boolean) => conn.send(data, { binary: isBinary }))

@@ -3,11 +3,11 @@ import type { Socket } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
-import { ProtocolError, WebSocketConnection, type WebSocketRouteSettings } from '../lib/index.js'
-import { LogCapture, Queue, build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from './helpers/app.js'
-import { rawUpgrade } from './helpers/raw-peer.js'
-import { closePayload, encodeFrame, parseClose } from './helpers/wire.cjs'
-import { fakeTimers, loopTurns, within } from './helpers/time.js'
+import { ProtocolError, WebSocketConnection, type WebSocketRouteSettings } from '../../lib/index.js'
+import { LogCapture, Queue, build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from '../helpers/app.js'
+import { rawUpgrade } from '../helpers/raw-peer.js'
+import { closePayload, encodeFrame, parseClose } from '../helpers/wire.cjs'
+import { fakeTimers, loopTurns, within } from '../helpers/time.js'
 
 type ServerConn = WebSocketConnection<FastifyRequest>
 

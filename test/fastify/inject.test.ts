@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream'
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { WebSocketConnection, WebSocketUpgradeError } from '../lib/index.js'
-import { Inbox, Queue, build, closeEvent } from './helpers/app.js'
-import { activeTimers } from './helpers/time.js'
+import { WebSocketConnection, WebSocketUpgradeError } from '../../lib/index.js'
+import { Inbox, Queue, build, closeEvent } from '../helpers/app.js'
+import { activeTimers } from '../helpers/time.js'
 
 type ServerConn = WebSocketConnection<FastifyRequest>
 

@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import Fastify from 'fastify'
 import t from 'tap'
-import websocket from '../lib/index.js'
-import { fakeTimers, loopTurns, within } from './helpers/time.js'
+import websocket from '../../lib/index.js'
+import { fakeTimers, loopTurns, within } from '../helpers/time.js'
 
 t.test('injectWS: a handler that sends and closes at once loses neither event for the awaiting caller', async (t) => {
   const app = Fastify()

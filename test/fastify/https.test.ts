@@ -4,13 +4,13 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
-import websocket, { WebSocketUpgradeError } from '../lib/index.js'
-import { Inbox, closeEvent } from './helpers/app.js'
+import websocket, { WebSocketUpgradeError } from '../../lib/index.js'
+import { Inbox, closeEvent } from '../helpers/app.js'
 
 // A self-signed certificate for localhost/127.0.0.1, made for these tests only.
 const tls = {
-  key: readFileSync(join(__dirname, 'fixtures/tls/key.pem')),
-  cert: readFileSync(join(__dirname, 'fixtures/tls/cert.pem'))
+  key: readFileSync(join(__dirname, '../fixtures/tls/key.pem')),
+  cert: readFileSync(join(__dirname, '../fixtures/tls/cert.pem'))
 }
 
 t.test('WebSocket routes work on an HTTPS server: upgrade, hooks, echo', async (t) => {

@@ -2,11 +2,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import type net from 'node:net'
 import t, { type Test } from 'tap'
-import type { WebSocketConnection } from '../lib/index.js'
-import { build, connect, gate, listen } from './helpers/app.js'
-import { RawPeer, rawUpgrade } from './helpers/raw-peer.js'
-import { encodeFrame } from './helpers/wire.cjs'
-import { fakeTimers, loopTurns, within } from './helpers/time.js'
+import type { WebSocketConnection } from '../../lib/index.js'
+import { build, connect, gate, listen } from '../helpers/app.js'
+import { RawPeer, rawUpgrade } from '../helpers/raw-peer.js'
+import { encodeFrame } from '../helpers/wire.cjs'
+import { fakeTimers, loopTurns, within } from '../helpers/time.js'
 
 // Peers that stop reading: what the server queues for them must stay bounded,
 // and the connection must end, whatever the route does with send()'s return value.

@@ -1,8 +1,8 @@
 import t from 'tap'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
-import { build, clientClosed, connect, inboxOf, listen } from './helpers/app.js'
-import { handshake, rawRequest, rawUpgrade } from './helpers/raw-peer.js'
+import { build, clientClosed, connect, inboxOf, listen } from '../helpers/app.js'
+import { handshake, rawRequest, rawUpgrade } from '../helpers/raw-peer.js'
 
 t.test('instance and route hooks all run, in order, before the upgrade', async (t) => {
   const app = await build(t)

@@ -1,9 +1,9 @@
 import { Duplex } from 'node:stream'
 import t from 'tap'
-import { WebSocketConnection } from '../lib/index.js'
-import { kInternal } from '../lib/connection/internal.js'
-import { encodeFrame } from './helpers/wire.cjs'
-import { prng, randomInt } from './helpers/data.js'
+import { WebSocketConnection } from '../../lib/index.js'
+import { kInternal } from '../../lib/connection/internal.js'
+import { encodeFrame } from '../helpers/wire.cjs'
+import { prng, randomInt } from '../helpers/data.js'
 
 // Property: whatever the interleaving of sends, pings and reads by the peer,
 // what a connection holds for a peer stays under its caps. The transport is a
