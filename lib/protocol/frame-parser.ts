@@ -1,5 +1,6 @@
 import { constants as bufferConstants, isUtf8 } from 'node:buffer'
-import { CloseCode, isValidWireCloseCode } from './close-codes.js'
+import { CloseCode } from './close-codes.js'
+import { parseClosePayload } from './close-payload.js'
 import { ProtocolError } from './errors.js'
 import { EAGER_PAYLOAD_LIMIT, FramePayload } from './frame-payload.js'
 import { maskInto } from './mask.js'
@@ -378,28 +379,14 @@ export class FrameParser {
   }
 
   private onCloseFrame (payload: Buffer): void {
-    let code: number = CloseCode.NoStatusReceived
-    let reason = ''
-    if (payload.length === 1) {
-      this.fail(CloseCode.ProtocolError, 'close frame payload of 1 byte: a status code needs 2')
+    const close = parseClosePayload(payload)
+    if (close instanceof ProtocolError) {
+      this.failWith(close)
       return
-    }
-    if (payload.length >= 2) {
-      code = payload.readUInt16BE(0)
-      if (!isValidWireCloseCode(code)) {
-        this.fail(CloseCode.ProtocolError, `invalid close code ${code}`)
-        return
-      }
-      const reasonBytes = payload.subarray(2)
-      if (!isUtf8(reasonBytes)) {
-        this.fail(CloseCode.InvalidPayload, 'close reason is not valid UTF-8')
-        return
-      }
-      reason = reasonBytes.toString('utf8')
     }
     // Nothing may follow a close frame (RFC 6455 §5.5.1).
     this.stop()
-    this.sink.onClose(code, reason)
+    this.sink.onClose(close.code, close.reason)
   }
 
   private fail (code: number, message: string): false {

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto'
-import { MAX_CLOSE_REASON_BYTES, isValidWireCloseCode } from './close-codes.js'
+import { encodeClosePayload } from './close-payload.js'
 import { maskInto } from './mask.js'
 import { Opcode } from './opcodes.js'
 
@@ -134,19 +134,7 @@ export function toBuffer (data: Uint8Array | ArrayBuffer | ArrayBufferView): Buf
  * Throws a RangeError for a code that may not be sent, or a reason over 123 bytes.
  */
 export function encodeCloseFrame (code?: number, reason = '', mask = false): Buffer[] {
-  if (code === undefined) {
-    if (reason !== '') throw new RangeError('a close reason needs a close code')
-    return encodeFrame(Opcode.Close, EMPTY, { mask })
-  }
-  if (!isValidWireCloseCode(code)) throw new RangeError(`close code ${code} may not be sent`)
-  const reasonLength = Buffer.byteLength(reason)
-  if (reasonLength > MAX_CLOSE_REASON_BYTES) {
-    throw new RangeError(`close reason is ${reasonLength} bytes; at most ${MAX_CLOSE_REASON_BYTES} are allowed`)
-  }
-  const payload = Buffer.allocUnsafe(2 + reasonLength)
-  payload.writeUInt16BE(code, 0)
-  payload.write(reason, 2, 'utf8')
-  return encodeFrame(Opcode.Close, payload, { mask })
+  return encodeFrame(Opcode.Close, encodeClosePayload(code, reason), { mask })
 }
 
 /** Encodes a ping or pong; throws a RangeError if the payload exceeds 125 bytes. */
@@ -156,4 +144,3 @@ export function encodeControlFrame (opcode: typeof Opcode.Ping | typeof Opcode.P
   return encodeFrame(opcode, payload, { mask })
 }
 
-const EMPTY = Buffer.alloc(0)

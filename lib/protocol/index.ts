@@ -18,5 +18,6 @@ export { formatExtensions, headerHasToken, isToken, parseExtensions, parseSubpro
 export { maskInto, unmaskInPlace } from './mask.js'
 export { Opcode, isControlOpcode, isKnownOpcode } from './opcodes.js'
 export { DEFAULT_MAX_MESSAGE_PIECES, DEFAULT_MIN_AVERAGE_PIECE_SIZE, type PieceLimitOptions } from './piece-limit.js'
-export { ReadyState, WebSocketProtocol, truncateReason, type ProtocolHandler, type ProtocolOptions } from './protocol.js'
+export { ReadyState, WebSocketProtocol, type ProtocolHandler, type ProtocolOptions } from './protocol.js'
+export { truncateReason } from './close-payload.js'
 export { Utf8Validator, isValidUtf8 } from './utf8.js'

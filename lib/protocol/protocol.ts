@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { CloseCode, isValidWireCloseCode } from './close-codes.js'
+import { truncateReason } from './close-payload.js'
 import { ProtocolError } from './errors.js'
 import type { MessageExtension } from './extension.js'
 import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
@@ -380,20 +381,6 @@ export class WebSocketProtocol implements FrameParserSink {
     }
     if (this.pendingCloseFrame !== null && !this.encoding && !this.closeWritten) this.writeClose(this.pendingCloseFrame)
   }
-}
-
-/** Cuts a reason to the 123 bytes a close frame can carry, on a code point boundary. */
-export function truncateReason (reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason
-  let out = ''
-  let bytes = 0
-  for (const ch of reason) {
-    const size = Buffer.byteLength(ch)
-    if (bytes + size > 123) break
-    out += ch
-    bytes += size
-  }
-  return out
 }
 
 const EMPTY = Buffer.alloc(0)
