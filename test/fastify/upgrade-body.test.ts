@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { installUpgradeFilter, type UpgradeCandidate } from '../../lib/fastify/upgrade-filter.js'
 import { build, listen } from '../helpers/app.js'
-import { RawPeer, handshake, rawRequest, rawUpgrade } from '../helpers/raw-peer.js'
+import { RawPeer, handshake, outcome, rawRequest, rawUpgrade } from '../helpers/raw-peer.js'
 import { encodeFrame } from '../helpers/wire.cjs'
 
 // Node hands any request with Upgrade + Connection: upgrade to the plugin with
@@ -59,18 +59,6 @@ async function survives (t: Test, instance: FastifyInstance, sockets: Map<number
   next.peer.destroy()
 }
 
-/** Sends `bytes`, ends our side, and reads the answer: its status, or 'no answer' if the server closed without one. */
-async function outcome (instance: FastifyInstance, bytes: string): Promise<number | 'no answer'> {
-  const peer = await RawPeer.open(instance)
-  peer.socket.end(Buffer.from(bytes, 'latin1'))
-  try {
-    return (await peer.response()).status
-  } catch {
-    return 'no answer'
-  } finally {
-    peer.destroy()
-  }
-}
 
 t.test('a Content-Length body on a plain route reached with Upgrade', async (t) => {
   const instance = await app(t)

@@ -175,3 +175,18 @@ export async function rawRequest (app: FastifyInstance, request: string): Promis
   const response = await peer.response()
   return { ...response, peer }
 }
+
+export type Outcome = number | 'no answer'
+
+/** Sends `bytes`, ends our side, and reads the answer: its status, or 'no answer' if the server closed without one. */
+export async function outcome (app: FastifyInstance, bytes: string): Promise<Outcome> {
+  const peer = await RawPeer.open(app)
+  peer.socket.end(Buffer.from(bytes, 'latin1'))
+  try {
+    return (await peer.response()).status
+  } catch {
+    return 'no answer'
+  } finally {
+    peer.destroy()
+  }
+}
