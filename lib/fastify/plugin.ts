@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { CompilerCache, checkMessageSettings } from '../messages/index.js'
 import { createAccept } from './accept.js'
 import { injectWebSocket, type InjectWSOptions } from './inject.js'
+import { checkPluginOptions } from './options.js'
 import { Registry } from './registry.js'
 import { Routes } from './route.js'
 import { ROUTE_DEFAULTS, resolveHandshakeTimeout, resolveSettings, type WebSocketPluginOptions } from './settings.js'
@@ -26,7 +27,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   if (server[kRegistered]) {
     throw new Error('fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
   }
-  const settings = resolveSettings(ROUTE_DEFAULTS, options)
+  checkPluginOptions(options)
+  const settings = resolveSettings(ROUTE_DEFAULTS, options, 'fastify-rfc6455')
   const handshakeTimeout = resolveHandshakeTimeout(options)
   // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
   checkMessageSettings(settings, 'fastify-rfc6455')

@@ -4,8 +4,9 @@ import { RouteMessages } from '../messages/index.js'
 import { publishLimit } from '../diagnostics.js'
 import { validateHandshake } from '../protocol/handshake.js'
 import { headerHasToken } from '../protocol/header-lists.js'
+import { checkRouteOptions } from './options.js'
 import type { CountedRoute, Registry } from './registry.js'
-import { resolveSettings, type ResolvedSettings, type WebSocketRouteSettings } from './settings.js'
+import { invalidOption, resolveSettings, type ResolvedSettings, type WebSocketRouteSettings } from './settings.js'
 import { RETRY_AFTER_SECONDS } from './upgrade.js'
 import { errorBody, kHandshake, kSocket, type UpgradeRequest } from './upgrade-request.js'
 
@@ -60,7 +61,8 @@ export class Routes {
     if (!declared && wsHandler === undefined) return
     if (this.wrapped.has(routeOptions.handler)) return // already wrapped (e.g. the HEAD twin of a GET route)
     const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
-    const settings = resolveSettings(this.registry.settings, typeof declared === 'object' ? declared : undefined)
+    const where = `WebSocket route ${String(routeOptions.method)} ${routeOptions.url}`
+    const settings = resolveSettings(this.registry.settings, routeSettings(declared, where), where)
     const route: WsRoute = {
       handler: (wsHandler ?? routeOptions.handler) as WsHandler,
       settings,
@@ -118,6 +120,16 @@ export class Routes {
     request.ws = true
     done()
   }
+}
+
+/** A route's `websocket: { … }`, its keys checked; undefined for `true` (or with only `wsHandler`). */
+function routeSettings (declared: unknown, where: string): WebSocketRouteSettings | undefined {
+  if (declared === undefined || typeof declared === 'boolean') return undefined
+  if (declared === null || typeof declared !== 'object' || Array.isArray(declared)) {
+    throw invalidOption(`${where}: websocket must be true, false or an object of settings, got ${String(declared)}`)
+  }
+  checkRouteOptions(declared, where)
+  return declared
 }
 
 /** Validates the handshake once per request; answers 400/405/426 and returns true if it is invalid. */

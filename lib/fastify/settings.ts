@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { BufferFullPolicy, WebSocketConnection } from '../connection/connection.js'
 import { DEFAULTS } from '../defaults.js'
+import { WebSocketError } from '../errors.js'
 import type { BinaryMessagePolicy, InvalidMessagePolicy, JsonMessageSettings } from '../messages/index.js'
 import type { SubprotocolSelector } from '../protocol/handshake.js'
 import { pieceLimits } from '../protocol/piece-limit.js'
@@ -108,31 +109,58 @@ export const ROUTE_DEFAULTS: ResolvedSettings = {
   onBinaryMessage: 'close'
 }
 
+/** An option that does not exist here (or belongs to ws / @fastify/websocket): see options.ts. */
+export const UNKNOWN_OPTION = 'WS_ERR_UNKNOWN_OPTION'
+/** An option with a value it cannot take. */
+export const INVALID_OPTION = 'WS_ERR_INVALID_OPTION'
+/** A route that can never serve a WebSocket (a method other than GET, a handler that is not a function). */
+export const INVALID_ROUTE = 'WS_ERR_INVALID_ROUTE'
+
+/** The error for a bad option value, thrown at registration. */
+export function invalidOption (message: string): WebSocketError {
+  return new WebSocketError(INVALID_OPTION, message)
+}
+
 /**
  * Merges `overrides` (plugin options over the defaults, or a route's
  * `websocket: { ... }` over the plugin's) and checks the result, so a bad
- * value fails at registration rather than at the first connection.
+ * value fails at registration rather than at the first connection. Unknown
+ * keys are options.ts's concern, checked before this.
  */
-export function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSettings | undefined): ResolvedSettings {
+export function resolveSettings (base: ResolvedSettings, overrides: WebSocketRouteSettings | undefined, where: string): ResolvedSettings {
+  const invalid = (message: string): WebSocketError => invalidOption(`${where}: ${message}`)
   const out = { ...base }
   if (overrides === undefined) return out
   for (const key of Object.keys(ROUTE_DEFAULTS) as Array<keyof ResolvedSettings>) {
     if (overrides[key] !== undefined) (out as any)[key] = overrides[key]
   }
   if (!Number.isSafeInteger(out.maxMessageSize) || out.maxMessageSize < 0) {
-    throw new TypeError(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
+    throw invalid(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
   }
-  pieceLimits(out) // throws a RangeError naming the bad one
-  if (!(out.closeTimeout > 0)) throw new TypeError(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
-  if (!(out.maxBufferedAmount > 0)) throw new TypeError(`maxBufferedAmount must be a positive number of bytes, got ${out.maxBufferedAmount}`)
+  try {
+    pieceLimits(out)
+  } catch (error) {
+    throw invalid((error as Error).message) // a RangeError naming the bad one
+  }
+  if (!(out.closeTimeout > 0)) throw invalid(`closeTimeout must be a positive number of milliseconds, got ${out.closeTimeout}`)
+  if (!(out.highWaterMark >= 0)) throw invalid(`highWaterMark must be a number of bytes, got ${String(out.highWaterMark)}`)
+  if (!(out.maxBufferedAmount > 0)) throw invalid(`maxBufferedAmount must be a positive number of bytes, got ${out.maxBufferedAmount}`)
   if (out.onBufferFull !== 'close' && out.onBufferFull !== 'refuse') {
-    throw new TypeError(`onBufferFull must be 'close' or 'refuse', got ${String(out.onBufferFull)}`)
+    throw invalid(`onBufferFull must be 'close' or 'refuse', got ${String(out.onBufferFull)}`)
   }
   if (!(out.maxConnections === Infinity || (Number.isSafeInteger(out.maxConnections) && out.maxConnections > 0))) {
-    throw new TypeError(`maxConnections must be a positive integer or Infinity, got ${out.maxConnections}`)
+    throw invalid(`maxConnections must be a positive integer or Infinity, got ${out.maxConnections}`)
   }
   if (!(out.heartbeatInterval >= 0 && out.heartbeatInterval < 2 ** 31)) {
-    throw new TypeError(`heartbeatInterval must be 0 (off) or a number of milliseconds, got ${out.heartbeatInterval}`)
+    throw invalid(`heartbeatInterval must be 0 (off) or a number of milliseconds, got ${out.heartbeatInterval}`)
+  }
+  for (const key of ['autoPong', 'retainRequest'] as const) {
+    if (typeof out[key] !== 'boolean') throw invalid(`${key} must be true or false, got ${String(out[key])}`)
+  }
+  const protocols = out.protocols
+  if (protocols !== undefined && typeof protocols !== 'function' &&
+      !(Array.isArray(protocols) && protocols.every((p) => typeof p === 'string'))) {
+    throw invalid(`protocols must be an array of subprotocol names or a function (offered) => chosen, got ${String(protocols)}`)
   }
   return out
 }
@@ -141,7 +169,7 @@ export function resolveSettings (base: ResolvedSettings, overrides: WebSocketRou
 export function resolveHandshakeTimeout (options: WebSocketPluginOptions): number {
   const timeout = options.handshakeTimeout ?? DEFAULTS.handshakeTimeout
   if (!(timeout > 0 && timeout < 2 ** 31)) {
-    throw new TypeError(`handshakeTimeout must be a positive number of milliseconds, got ${timeout}`)
+    throw invalidOption(`fastify-rfc6455: handshakeTimeout must be a positive number of milliseconds, got ${timeout}`)
   }
   return timeout
 }

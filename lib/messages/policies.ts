@@ -1,3 +1,4 @@
+import { WebSocketError } from '../errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { InvalidMessageCode, createInvalidMessageError, type InvalidMessageError } from './errors.js'
 
@@ -24,15 +25,18 @@ export interface PolicySettings {
   onBinaryMessage?: BinaryMessagePolicy
 }
 
-/** Checks the policy settings where they are given, so mistakes fail at startup. */
+/**
+ * Checks the policy settings where they are given, so mistakes fail at
+ * startup, with the code of every bad option value (lib/fastify/settings.ts).
+ */
 export function checkMessageSettings (settings: PolicySettings, where: string): void {
   const invalid = settings.onInvalidMessage
   if (invalid !== undefined && typeof invalid !== 'function' && !INVALID_MESSAGE_POLICIES.has(invalid)) {
-    throw new TypeError(`${where}: onInvalidMessage must be 'reply', 'close', 'ignore' or a function, got ${JSON.stringify(invalid)}`)
+    throw new WebSocketError('WS_ERR_INVALID_OPTION', `${where}: onInvalidMessage must be 'reply', 'close', 'ignore' or a function, got ${JSON.stringify(invalid)}`)
   }
   const binary = settings.onBinaryMessage
   if (binary !== undefined && !BINARY_MESSAGE_POLICIES.has(binary)) {
-    throw new TypeError(`${where}: onBinaryMessage must be 'close', 'error', 'ignore' or 'json', got ${JSON.stringify(binary)}`)
+    throw new WebSocketError('WS_ERR_INVALID_OPTION', `${where}: onBinaryMessage must be 'close', 'error', 'ignore' or 'json', got ${JSON.stringify(binary)}`)
   }
 }
 

@@ -40,7 +40,7 @@ t.test('invalid plugin settings are refused at registration', async (t) => {
   for (const options of [{ maxMessageSize: -1 }, { maxMessageSize: 1.5 }, { closeTimeout: 0 }]) {
     const app = Fastify()
     t.teardown(() => app.close())
-    await t.rejects(async () => { await app.register(websocket, options) }, TypeError, JSON.stringify(options))
+    await t.rejects(async () => { await app.register(websocket, options) }, { name: 'WebSocketError', code: 'WS_ERR_INVALID_OPTION', message: /^fastify-rfc6455: / }, JSON.stringify(options))
   }
 })
 
@@ -231,7 +231,10 @@ t.test('per-route settings override the plugin settings', async (t) => {
 
 t.test('invalid route settings are refused when the route is added', async (t) => {
   const app = await build(t)
-  t.throws(() => app.get('/bad', { websocket: { closeTimeout: -5 } }, () => {}), TypeError)
+  t.throws(() => app.get('/bad', { websocket: { closeTimeout: -5 } }, () => {}), {
+    code: 'WS_ERR_INVALID_OPTION',
+    message: 'WebSocket route GET /bad: closeTimeout must be a positive number of milliseconds, got -5'
+  })
 })
 
 t.test('host constraints pick the route', async (t) => {

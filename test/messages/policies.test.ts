@@ -186,8 +186,10 @@ t.test('plugin-level policies apply to every route; route settings override them
 
 t.test('unknown policies fail at registration', async (t) => {
   const app = await build(t)
-  t.throws(() => app.get('/a', { websocket: { onInvalidMessage: 'explode' as any } }, () => {}), /onInvalidMessage must be 'reply', 'close', 'ignore' or a function/)
-  t.throws(() => app.get('/b', { websocket: { onBinaryMessage: 'base64' as any } }, () => {}), /onBinaryMessage must be 'close', 'error', 'ignore' or 'json'/)
+  t.throws(() => app.get('/a', { websocket: { onInvalidMessage: 'explode' as any } }, () => {}),
+    { code: 'WS_ERR_INVALID_OPTION', message: /^WebSocket route GET \/a: onInvalidMessage must be 'reply', 'close', 'ignore' or a function/ })
+  t.throws(() => app.get('/b', { websocket: { onBinaryMessage: 'base64' as any } }, () => {}),
+    { code: 'WS_ERR_INVALID_OPTION', message: /^WebSocket route GET \/b: onBinaryMessage must be 'close', 'error', 'ignore' or 'json'/ })
 })
 
 t.test('unknown plugin-level policies fail at register, with no route declared', async (t) => {
@@ -195,12 +197,12 @@ t.test('unknown plugin-level policies fail at register, with no route declared',
     const app = Fastify()
     t.teardown(() => app.close())
     await app.register(websocket, { onInvalidMessage: 'x' as any })
-  }, { name: 'TypeError', message: /^fastify-rfc6455: onInvalidMessage must be 'reply', 'close', 'ignore' or a function, got "x"$/ })
+  }, { code: 'WS_ERR_INVALID_OPTION', message: /^fastify-rfc6455: onInvalidMessage must be 'reply', 'close', 'ignore' or a function, got "x"$/ })
   await t.rejects(async () => {
     const app = Fastify()
     t.teardown(() => app.close())
     await app.register(websocket, { onBinaryMessage: 'text' as any })
-  }, { name: 'TypeError', message: /^fastify-rfc6455: onBinaryMessage must be 'close', 'error', 'ignore' or 'json', got "text"$/ })
+  }, { code: 'WS_ERR_INVALID_OPTION', message: /^fastify-rfc6455: onBinaryMessage must be 'close', 'error', 'ignore' or 'json', got "text"$/ })
 })
 
 t.test('the policies apply to messages() too', async (t) => {
