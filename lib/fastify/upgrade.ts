@@ -17,6 +17,9 @@ type TimedSocket = Duplex & { [kHandshakeTimer]?: NodeJS.Timeout }
 
 const EMPTY = Buffer.alloc(0)
 
+// Node marks a socket with the response bound to it (ServerResponse#assignSocket).
+type SocketWithMessage = Duplex & { _httpMessage?: ServerResponse | null }
+
 /**
  * The server's `upgrade` event: every upgrade request is run through
  * Fastify's router and hooks with a response bound to its socket, so every
@@ -45,6 +48,20 @@ export class UpgradeListener {
   private readonly onSocketClose: (this: Duplex) => void
 
   onUpgrade (rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Binding a response to a socket that has one throws ERR_HTTP_SOCKET_ASSIGNED out
+    // of the event, uncaught, and takes the process down.
+    const bound = (socket as SocketWithMessage)._httpMessage
+    if (bound != null) {
+      if (bound.req === rawRequest) {
+        // Another `upgrade` listener, added before the plugin, bound it: the request is its to answer.
+        this.fastify.log.warn({ url: rawRequest.url }, 'websocket upgrade left to another upgrade listener: it already assigned a response to the socket')
+        return
+      }
+      // The response to a request pipelined before this one is still being written:
+      // answer the upgrade once it is out, as HTTP/1.1 orders responses.
+      this.afterEarlierResponse(bound, rawRequest, socket, head)
+      return
+    }
     socket.on('error', destroySocket)
     if (this.registry.closing) {
       this.refuseRaw(rawRequest, socket, 503, 'the server is shutting down')
@@ -81,6 +98,21 @@ export class UpgradeListener {
       socket.end()
     })
     this.fastify.routing(rawRequest, response)
+  }
+
+  /** Runs the upgrade once the response bound to its socket (a pipelined request's) has finished. */
+  private afterEarlierResponse (earlier: ServerResponse, rawRequest: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node removed its socket listeners when it handed the upgrade over.
+    socket.on('error', destroySocket)
+    const onFinish = (): void => {
+      socket.removeListener('close', onClose)
+      socket.removeListener('error', destroySocket)
+      // Node's own 'finish' listener, added first, has detached that response by now.
+      if (!socket.destroyed) this.onUpgrade(rawRequest, socket, head)
+    }
+    const onClose = (): void => { earlier.removeListener('finish', onFinish) }
+    earlier.once('finish', onFinish)
+    socket.once('close', onClose)
   }
 
   /** The upgrade request was answered (101 or a refusal), or its socket is gone. */
