@@ -63,7 +63,8 @@ t.test('the process survives every hostile case while another client is served',
       .map(async ([name, body]) => { results[name] = await attacks.laxChunk(port, body) }),
     (async () => { results.pingFlood = await attacks.pingFlood(port) })(),
     (async () => { results.nonReaderEcho = await attacks.nonReaderEcho(port) })(),
-    (async () => { results.tinySegments = await attacks.tinySegments(port, 200_000) })()
+    (async () => { results.tinySegments = await attacks.tinySegments(port, 200_000) })(),
+    (async () => { results.pipelinedUpgrade = await attacks.pipelinedUpgrade(port) })()
   ])
   attacking = false
   await served
@@ -78,6 +79,7 @@ t.test('the process survives every hostile case while another client is served',
     const { status } = results[name] as { status: number | string }
     t.ok(status === 400 || status === 'no response', `${name}: refused (${status}), never accepted`)
   }
+  t.same(results.pipelinedUpgrade, { statuses: [200, 101] }, 'a request pipelined before an upgrade is answered, then the upgrade')
   t.match(results.pingFlood, { closedByServer: true }, 'the ping flooder was closed by the server')
   t.match(results.nonReaderEcho, { closedByServer: true }, 'the non-reading echo peer was closed by the server')
   t.ok(echoed > 0, `the good client got ${echoed} echoes back in order meanwhile (and ${healthChecks} health checks)`)
