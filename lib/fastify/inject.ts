@@ -7,6 +7,7 @@ import { kInternal } from '../connection/internal.js'
 import { createDuplexPair } from '../duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from '../protocol/client-handshake.js'
 import { DEFAULTS } from '../defaults.js'
+import { WebSocketError } from '../errors.js'
 
 // The in-memory test client accepts 64 times the server's default message size:
 // it exists to see what a route sends, so a test of a large reply should not
@@ -26,15 +27,32 @@ export interface InjectWSOptions {
   closeTimeout?: number
 }
 
-/** A refused handshake: the HTTP response the server sent instead of 101. */
-export class WebSocketUpgradeError extends Error {
+/**
+ * What `injectWS` calls on the client connection, as @fastify/websocket's
+ * third argument does: `onInit` once the connection exists, before it has
+ * read any message, and `onOpen` right after, both before the promise
+ * resolves. Messages the server sends on open are held until listeners are
+ * added, so neither is needed to catch them; they are for code written so.
+ */
+export interface InjectWSHooks {
+  onInit?: (conn: WebSocketConnection<undefined>) => void
+  onOpen?: (conn: WebSocketConnection<undefined>) => void
+}
+
+/**
+ * A refused handshake: the HTTP response the server sent instead of 101.
+ * Its message and name are those of the error `ws` and @fastify/websocket's
+ * `injectWS` reject with (`Error: Unexpected server response: 401`), so
+ * assertions written for them hold; `instanceof` and `code` tell it apart.
+ */
+export class WebSocketUpgradeError extends WebSocketError {
   readonly statusCode: number
   readonly headers: Record<string, string>
   readonly body: string
 
   constructor (statusCode: number, headers: Record<string, string>, body: string) {
-    super(`WebSocket upgrade refused with status ${statusCode}${body ? `: ${body}` : ''}`)
-    this.name = 'WebSocketUpgradeError'
+    super('WS_ERR_UPGRADE_REFUSED', `Unexpected server response: ${statusCode}`)
+    this.name = 'Error'
     this.statusCode = statusCode
     this.headers = headers
     this.body = body
@@ -56,7 +74,7 @@ export class WebSocketUpgradeError extends Error {
  * done), parses the request with its own HTTP parser and runs the upgrade
  * exactly as for a socket.
  */
-export function injectWebSocket (server: Server | TlsServer, path: string, options: InjectWSOptions = {}): Promise<WebSocketConnection<undefined>> {
+export function injectWebSocket (server: Server | TlsServer, path: string, options: InjectWSOptions = {}, hooks: InjectWSHooks = {}): Promise<WebSocketConnection<undefined>> {
   const [client, serverEnd] = createDuplexPair()
   if (server instanceof TlsServer) {
     // A TLS server's 'connection' listener starts a TLS handshake the pipe never
@@ -111,8 +129,16 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
         closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
         protocol: accepted.protocol
       })
-      resolve(conn)
       conn[kInternal].startAfterCurrentTask(received.subarray(head.length))
+      try {
+        hooks.onInit?.(conn)
+        hooks.onOpen?.(conn)
+      } catch (err) {
+        conn.terminate()
+        reject(err)
+        return
+      }
+      resolve(conn)
     }
     const onEnd = (): void => {
       if (refusal === null) {

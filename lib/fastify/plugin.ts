@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { CompilerCache, checkMessageSettings } from '../messages/index.js'
 import { createAccept } from './accept.js'
-import { injectWebSocket, type InjectWSOptions } from './inject.js'
+import { injectWebSocket, type InjectWSHooks, type InjectWSOptions } from './inject.js'
 import { checkPluginOptions } from './options.js'
 import { Registry } from './registry.js'
 import { Routes } from './route.js'
@@ -39,10 +39,10 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   const routes = new Routes(registry, createAccept(registry, upgrades, compilers))
 
   fastify.decorate('websocket', registry)
-  fastify.decorate('injectWS', function injectWS (this: FastifyInstance, path = '/', opts?: InjectWSOptions) {
+  fastify.decorate('injectWS', function injectWS (this: FastifyInstance, path = '/', opts?: InjectWSOptions, hooks?: InjectWSHooks) {
     return (async () => {
       await this.ready()
-      return injectWebSocket(this.server, path, opts)
+      return injectWebSocket(this.server, path, opts, hooks)
     })()
   })
   fastify.decorateRequest('ws', false)

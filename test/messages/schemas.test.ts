@@ -265,8 +265,8 @@ t.test('on the lazy path, a schema that does not compile refuses every upgrade w
   await app.ready()
   // A failed compile must not leave the route open, unvalidated, to the next upgrades.
   for (let i = 0; i < 3; i++) {
-    await t.rejects(app.injectWS('/bad'), { name: 'WebSocketUpgradeError', statusCode: 500 }, `/bad, upgrade ${i + 1}`)
-    await t.rejects(app.injectWS('/both'), { name: 'WebSocketUpgradeError', statusCode: 500 }, `/both, upgrade ${i + 1}`)
+    await t.rejects(app.injectWS('/bad'), { code: 'WS_ERR_UPGRADE_REFUSED', statusCode: 500 }, `/bad, upgrade ${i + 1}`)
+    await t.rejects(app.injectWS('/both'), { code: 'WS_ERR_UPGRADE_REFUSED', statusCode: 500 }, `/both, upgrade ${i + 1}`)
   }
   t.equal(handled, 0, 'no handler ever ran')
 })
@@ -285,7 +285,7 @@ t.test('on the lazy path, a failed outgoing schema is not retried into JSON.stri
   })
   await app.ready()
   for (let i = 0; i < 3; i++) {
-    await t.rejects(app.injectWS('/out'), { name: 'WebSocketUpgradeError', statusCode: 500 }, `upgrade ${i + 1}`)
+    await t.rejects(app.injectWS('/out'), { code: 'WS_ERR_UPGRADE_REFUSED', statusCode: 500 }, `upgrade ${i + 1}`)
   }
   t.equal(serializerCalls, 1, 'the failure is remembered, not recompiled per upgrade')
 })
