@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteOptions, onRequestHookHandler } from 'fastify'
 import type { JsonWebSocketConnection } from '../messages/index.js'
 import { RouteMessages } from '../messages/index.js'
 import { publishLimit } from '../diagnostics.js'
@@ -63,6 +63,7 @@ export class Routes {
     const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
     const where = `WebSocket route ${String(routeOptions.method)} ${routeOptions.url}`
     const settings = resolveSettings(this.registry.settings, routeSettings(declared, where), where)
+    if (httpHandler === undefined) hideFromDocs(routeOptions)
     const route: WsRoute = {
       handler: (wsHandler ?? routeOptions.handler) as WsHandler,
       settings,
@@ -120,6 +121,18 @@ export class Routes {
     request.ws = true
     done()
   }
+}
+
+/**
+ * Marks a WebSocket-only route `schema.hide`, as @fastify/websocket does:
+ * @fastify/swagger leaves it out (it has no HTTP API to document), and hooks
+ * that read `routeOptions.schema` find one. A copy, since the app's schema
+ * object may be shared with HTTP routes; an explicit `hide` is kept.
+ */
+function hideFromDocs (routeOptions: RouteOptions): void {
+  const schema = routeOptions.schema as (FastifySchema & { hide?: boolean }) | undefined
+  if (schema?.hide !== undefined) return
+  routeOptions.schema = { ...schema, hide: true } as FastifySchema
 }
 
 /** A route's `websocket: { … }`, its keys checked; undefined for `true` (or with only `wsHandler`). */
