@@ -1,4 +1,5 @@
-import type { RouteOptions } from 'fastify'
+import { once } from 'node:events'
+import type { FastifySchema, RouteOptions } from 'fastify'
 import t from 'tap'
 import { build } from '../helpers/app.js'
 
@@ -17,7 +18,7 @@ t.test('a WebSocket-only route has schema.hide, so a hook destructuring it works
     scope.get('/echo', { websocket: true }, (conn) => { conn.send('hello') })
   })
   const client = await app.injectWS('/echo')
-  const [message] = await new Promise<[Buffer]>((resolve) => client.once('message', (...args) => resolve(args)))
+  const [message] = await new Promise<[Buffer, boolean]>((resolve) => client.once('message', (...args) => resolve(args)))
   t.equal(message.toString(), 'hello', 'the upgrade went through the hook')
   t.same(seen, [true])
   client.terminate()
@@ -31,7 +32,7 @@ t.test('which routes are hidden from docs (@fastify/swagger reads schema.hide)',
   app.get('/ws-only', { websocket: true }, () => {})
   app.get('/ws-settings', { websocket: { maxMessageSize: 10 }, schema: shared }, () => {})
   app.get('/http', { schema: shared }, async () => 'plain')
-  app.get('/shown', { websocket: true, schema: { hide: false } }, () => {})
+  app.get('/shown', { websocket: true, schema: { hide: false } as FastifySchema }, () => {})
   app.route({ method: 'GET', url: '/both', handler: async () => 'http', wsHandler: () => {} })
   await app.ready()
 
