@@ -2,11 +2,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, Rout
 import type { JsonWebSocketConnection } from '../messages/index.js'
 import { RouteMessages } from '../messages/index.js'
 import { publishLimit } from '../diagnostics.js'
+import { WebSocketError } from '../errors.js'
 import { validateHandshake } from '../protocol/handshake.js'
 import { headerHasToken } from '../protocol/header-lists.js'
 import { checkRouteOptions } from './options.js'
 import type { CountedRoute, Registry } from './registry.js'
-import { invalidOption, resolveSettings, type ResolvedSettings, type WebSocketRouteSettings } from './settings.js'
+import { INVALID_ROUTE, invalidOption, resolveSettings, type ResolvedSettings, type WebSocketRouteSettings } from './settings.js'
 import { RETRY_AFTER_SECONDS } from './upgrade.js'
 import { errorBody, kHandshake, kSocket, type UpgradeRequest } from './upgrade-request.js'
 
@@ -60,6 +61,7 @@ export class Routes {
     const wsHandler = routeOptions.wsHandler
     if (!declared && wsHandler === undefined) return
     if (this.wrapped.has(routeOptions.handler)) return // already wrapped (e.g. the HEAD twin of a GET route)
+    checkRouteShape(routeOptions)
     const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
     const where = `WebSocket route ${String(routeOptions.method)} ${routeOptions.url}`
     const settings = resolveSettings(this.registry.settings, routeSettings(declared, where), where)
@@ -71,7 +73,6 @@ export class Routes {
       wsOnly: httpHandler === undefined,
       open: 0
     }
-    if (typeof route.handler !== 'function') throw new TypeError(`WebSocket route ${routeOptions.url}: the handler must be a function`)
     this.uncompiled.push(route.messages)
 
     const accept = this.accept
@@ -120,6 +121,22 @@ export class Routes {
     if (refuseAtCapacity(this.registry, route, reply)) return
     request.ws = true
     done()
+  }
+}
+
+/**
+ * A WebSocket route must be reachable as one: upgrades are GET requests (a
+ * HEAD route, such as the twin Fastify adds to a GET route, is let be), and
+ * its WebSocket handler must be a function. The messages are
+ * @fastify/websocket's, word for word, for apps and tests that match them.
+ */
+function checkRouteShape (routeOptions: WsRouteOptions): void {
+  const methods: unknown[] = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
+  if (methods.some((method) => method !== 'GET' && method !== 'HEAD')) {
+    throw new WebSocketError(INVALID_ROUTE, 'websocket handler can only be declared in GET method')
+  }
+  if (typeof (routeOptions.wsHandler ?? routeOptions.handler) !== 'function') {
+    throw new WebSocketError(INVALID_ROUTE, 'invalid wsHandler function')
   }
 }
 

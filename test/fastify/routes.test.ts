@@ -46,3 +46,31 @@ t.test('which routes are hidden from docs (@fastify/swagger reads schema.hide)',
   const res = await app.inject({ url: '/ws-settings?room=a' })
   t.equal(res.statusCode, 426, 'the hidden route still serves (and validates) plain GET as before')
 })
+
+t.test('WebSocket routes are GET routes: another method is refused when the route is added; GET, HEAD and both serve', async (t) => {
+  const app = await build(t)
+  const refused = { code: 'WS_ERR_INVALID_ROUTE', message: 'websocket handler can only be declared in GET method' }
+  t.throws(() => app.post('/a', { websocket: true }, () => {}), refused, 'post with websocket: true')
+  t.throws(() => app.post('/b', { websocket: { maxMessageSize: 5 } }, () => {}), refused, 'post with settings')
+  t.throws(() => app.route({ method: ['GET', 'POST'], url: '/c', websocket: true, handler: () => {} } as any), refused, 'an array with POST')
+  t.throws(() => app.route({ method: 'PUT', url: '/d', handler: async () => 'http', wsHandler: () => {} }), refused, 'wsHandler on PUT')
+
+  app.route({ method: ['GET', 'HEAD'], url: '/both', websocket: true, handler: (conn: { send: (data: string) => void }) => { conn.send('both') } } as any)
+  app.route({ method: 'HEAD', url: '/head', websocket: true, handler: () => {} } as any)
+  app.get('/get', { websocket: true }, (conn) => { conn.send('get') })
+  for (const path of ['/both', '/get']) {
+    const client = await app.injectWS(path)
+    const [message] = await once(client, 'message') as [Buffer]
+    t.equal(message.toString(), path.slice(1))
+    client.terminate()
+  }
+  t.equal((await app.inject({ method: 'HEAD', url: '/get' })).statusCode, 426, 'the HEAD twin of a GET route answers as the GET route does')
+})
+
+t.test('a wsHandler that is not a function is refused when the route is added', async (t) => {
+  const app = await build(t)
+  t.throws(() => app.route({ method: 'GET', url: '/a', handler: async () => 'http', wsHandler: 'hello' as any }), {
+    code: 'WS_ERR_INVALID_ROUTE',
+    message: 'invalid wsHandler function'
+  })
+})
