@@ -1,14 +1,14 @@
 import type {
   ContextConfigDefault, FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifySchema, FastifyTypeProvider,
   FastifyTypeProviderDefault, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault,
-  RouteGenericInterface
+  RouteGenericInterface, RouteOptions
 } from 'fastify'
 import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './fastify/plugin.js'
 import type { WebSocketConnection } from './connection/connection.js'
 import type { InjectWSOptions } from './fastify/inject.js'
 import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } from './messages/index.js'
 
-export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData } from './connection/connection.js'
+export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData, type WebSocketEventMap } from './connection/connection.js'
 // The public name of the protocol's message-frame encoder: one encoding for `conn.sendFrame` on many connections.
 export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
 export { WebSocketError } from './errors.js'
@@ -38,8 +38,34 @@ export type WebSocketHandler<
   request: Request
 ) => unknown
 
+/**
+ * `app.route` options of a WebSocket-only route: with `websocket` set and no
+ * `wsHandler`, `handler` is the WebSocket handler.
+ */
+export type WebSocketRouteOptions<
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+  RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  ContextConfig = ContextConfigDefault,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger
+> = Omit<RouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'handler' | 'websocket' | 'wsHandler'> & {
+  websocket: true | WebSocketRouteSettings
+  handler: WebSocketHandler<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>
+  // With a wsHandler, `handler` serves plain HTTP: Fastify's own overload types that.
+  wsHandler?: undefined
+}
+
 declare module 'fastify' {
-  interface FastifyInstance {
+  interface FastifyInstance<
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+    Logger extends FastifyBaseLogger = FastifyBaseLogger,
+    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault
+  > {
     /** Open connections and broadcast. */
     websocket: WebSocketRegistry
     /**
@@ -48,6 +74,15 @@ declare module 'fastify' {
      * (carrying `statusCode`) if the server answers with anything but 101.
      */
     injectWS (path?: string, options?: InjectWSOptions): Promise<WebSocketConnection<undefined>>
+
+    // With `websocket` set (and no `wsHandler`), `handler` is the WebSocket handler.
+    route<
+      RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+      ContextConfig = ContextConfigDefault,
+      const SchemaCompiler extends FastifySchema = FastifySchema
+    >(
+      opts: WebSocketRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>
+    ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
 
   interface FastifyRequest {

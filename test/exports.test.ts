@@ -22,8 +22,8 @@ const MAIN_VALUES = [
 const MAIN_TYPES = [
   'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
-  'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketHandler',
-  'WebSocketPluginOptions', 'WebSocketRegistry', 'WebSocketRouteSettings'
+  'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketEventMap', 'WebSocketHandler',
+  'WebSocketPluginOptions', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings'
 ]
 
 /** `fastify-rfc6455/protocol`: the sans-I/O core. */
@@ -43,7 +43,8 @@ const PROTOCOL_TYPES = [
 
 /** What the declarations show of `WebSocketConnection` (README, "The connection"); its machinery is behind a `#private` field. */
 const CONNECTION_PUBLIC = [
-  'static CONNECTING', 'static OPEN', 'static CLOSING', 'static CLOSED', 'request', 'protocol', 'log', 'constructor',
+  'static CONNECTING', 'static OPEN', 'static CLOSING', 'static CLOSED', 'CONNECTING', 'OPEN', 'CLOSING', 'CLOSED',
+  'request', 'protocol', 'log', 'constructor',
   'readyState', 'bufferedAmount', 'wasClean', 'closeEmitted', 'send', 'sendAsync', 'sendFrame', 'ping', 'pong', 'close',
   'terminate', '[Symbol.asyncIterator]'
 ]

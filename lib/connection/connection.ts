@@ -4,9 +4,9 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { ReadyState } from '../protocol/protocol.js'
 import { bindListenerFailed, emitSafely } from './events.js'
 import { ConnectionInternals, kInternal } from './internal.js'
-import type { ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData } from './types.js'
+import type { ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData, WebSocketEventMap } from './types.js'
 
-export type { BufferFullPolicy, ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData } from './types.js'
+export type { BufferFullPolicy, ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData, WebSocketEventMap } from './types.js'
 
 // The socket's listeners are shared by every connection and find the
 // connection's machinery on the socket: no closures per connection.
@@ -19,15 +19,26 @@ type BoundSocket = Duplex & { [kOwner]: ConnectionInternals }
  * the protocol's calls into events.
  *
  * Events: `message` (data: Buffer, isBinary: boolean), `ping` (data), `pong`
- * (data), `close` (code: number, reason: string), `error` (err), `drain`.
+ * (data), `close` (code: number, reason: string), `error` (err), `drain`;
+ * typed by `WebSocketEventMap`.
  */
-export class WebSocketConnection<Request = unknown> extends EventEmitter {
+export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSocketEventMap> {
   static readonly CONNECTING = ReadyState.CONNECTING
   static readonly OPEN = ReadyState.OPEN
   static readonly CLOSING = ReadyState.CLOSING
   static readonly CLOSED = ReadyState.CLOSED
 
+  // The same constants on every instance (`conn.readyState === conn.OPEN`), as
+  // ws has them: on the prototype (see the static block), not one field per connection.
+  declare readonly CONNECTING: typeof ReadyState.CONNECTING
+  declare readonly OPEN: typeof ReadyState.OPEN
+  declare readonly CLOSING: typeof ReadyState.CLOSING
+  declare readonly CLOSED: typeof ReadyState.CLOSED
+
   static {
+    for (const name of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const) {
+      Object.defineProperty(this.prototype, name, { value: ReadyState[name], enumerable: true })
+    }
     // The machinery reports a throwing listener through the connection's own
     // `listenerFailed`, so a subclass's override (the JSON connection's) applies.
     bindListenerFailed((conn, error) => { (conn as WebSocketConnection).listenerFailed(error) })

@@ -1,3 +1,4 @@
+import type { WebSocketError } from '../errors.js'
 import type { MessageExtension } from '../protocol/extension.js'
 import type { Role } from '../protocol/frame-parser.js'
 
@@ -12,6 +13,34 @@ export interface SendOptions {
 }
 
 export type SendCallback = (err?: Error | null) => void
+
+/**
+ * The events of a connection and their arguments: `conn.on`, `once`, `off`
+ * and `emit` are typed by it, so a listener with the wrong signature (say,
+ * `close` with a `Buffer` reason) is a compile error. `newListener` and
+ * `removeListener` are EventEmitter's own. For an event of your own, widen
+ * first: `(conn as EventEmitter).on('joined', …)`.
+ */
+export interface WebSocketEventMap {
+  /** A complete message: text (`isBinary` false, valid UTF-8) or binary. */
+  message: [data: Buffer, isBinary: boolean]
+  /** A ping from the peer (answered automatically unless `autoPong: false`). */
+  ping: [data: Buffer]
+  /** A pong from the peer. */
+  pong: [data: Buffer]
+  /** The connection is closed: the code the peer sent (1005 if none), the code of a protocol error detected here, or 1006 if the transport dropped. */
+  close: [code: number, reason: string]
+  /**
+   * Why the connection is failing: a `WebSocketError` (a `ProtocolError` for
+   * a violation by the peer, or a limit) with a stable `code`, or the
+   * socket's own error (`ECONNRESET`…). The connection closes afterwards in any case.
+   */
+  error: [err: WebSocketError | NodeJS.ErrnoException]
+  /** `bufferedAmount` fell below the high-water mark after `send` returned false. */
+  drain: []
+  newListener: [eventName: string | symbol, listener: (...args: any[]) => void]
+  removeListener: [eventName: string | symbol, listener: (...args: any[]) => void]
+}
 
 /**
  * What happens to a send once `maxBufferedAmount` bytes are already waiting:

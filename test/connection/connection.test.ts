@@ -628,3 +628,27 @@ t.test('readyState constants', async (t) => {
   t.same([WebSocketConnection.CONNECTING, WebSocketConnection.OPEN, WebSocketConnection.CLOSING, WebSocketConnection.CLOSED], [0, 1, 2, 3])
   t.equal(WebSocket.OPEN, WebSocketConnection.OPEN, 'the same numbers as ws and browsers')
 })
+
+t.test('readyState constants on instances, as ws has them', async (t) => {
+  const app = await build(t)
+  const checks = new Queue<{ current: boolean, constants: number[] }>()
+  app.get('/state', { websocket: true }, (conn) => {
+    const check = (state: number): void => {
+      checks.push({ current: conn.readyState === state, constants: [conn.CONNECTING, conn.OPEN, conn.CLOSING, conn.CLOSED] })
+    }
+    conn.on('close', () => check(conn.CLOSED))
+    check(conn.OPEN)
+  })
+  await listen(app)
+  const ws = await connect(app, '/state')
+  const inHandler = await checks.next()
+  t.ok(inHandler.current, 'conn.readyState === conn.OPEN in the handler')
+  t.same(inHandler.constants, [0, 1, 2, 3])
+  ws.close()
+  t.ok((await checks.next()).current, 'conn.readyState === conn.CLOSED once closed')
+
+  // On the prototype, enumerable, as ws defines them: no field per connection.
+  t.same(Object.keys(WebSocketConnection.prototype).sort(), ['CLOSED', 'CLOSING', 'CONNECTING', 'OPEN'])
+  t.same(Object.keys(WebSocket.prototype).filter((key) => /^[A-Z]+$/.test(key)).sort(), ['CLOSED', 'CLOSING', 'CONNECTING', 'OPEN'], 'the keys ws has')
+  t.equal(WebSocketConnection.prototype.OPEN, WebSocket.prototype.OPEN, 'the same numbers as ws instances')
+})
