@@ -1,0 +1,267 @@
+import { execFile, execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+// @fastify/websocket's own test suite (the test/ its npm package ships), run
+// unchanged against the built plugin by scripts/fastify-websocket-suite.mjs:
+// its index.js re-exports dist/cjs/index.js. Every test passes except those in
+// EXPECTED_FAILURES, each with the reason. A listed test that passes fails
+// here too, so the list says what is true today. Reads the built package:
+// `npm test` builds dist/ before tap runs (built here if missing).
+
+const root = join(__dirname, '../..')
+if (!existsSync(join(root, 'dist/cjs/index.js'))) {
+  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: 'inherit' })
+}
+
+type Kind =
+  /** Inspects the `ws` object itself or passes a ws-only option: not supported by design, explained in the README. */
+  | 'ws-only'
+  /** An item of issue 10 that has not landed yet: the entry goes when it does. */
+  | 'pending'
+  /**
+   * This plugin behaves otherwise, deliberately (the README's body describes
+   * it) and no item of issue 10 changes it: it stays until someone decides.
+   */
+  | 'difference'
+
+interface ExpectedFailure {
+  file: string
+  test: string
+  kind: Kind
+  /** What the test does that this plugin does not, and what it gets instead. */
+  why: string
+  /** The issue 10 item whose fix makes the test pass (kind 'pending'). */
+  item?: number
+  /**
+   * Matches the first cell (the @fastify/websocket side) of the row of the
+   * README's "Migrating from `@fastify/websocket`" table that explains the
+   * failure (checked below).
+   */
+  readme?: RegExp
+}
+
+// As of main at bda4ae5 (issue 10 items 1, 2, 3, 4, 8, 9, 11 in): 66 tests, 49 pass, these 17 fail.
+// Not listed because it passes, though for the wrong reason until item 6 lands:
+// 'Should Handle WebSocket errors to avoid Node.js crashes' asserts
+// err.code === 'WS_ERR_UNEXPECTED_RSV_2_3' inside the connection's error
+// listener; the code is undefined, the assertion throws there, and the plugin
+// catches a throwing listener (logged, close 1011), so the plan is met.
+const EXPECTED_FAILURES: ExpectedFailure[] = [
+  // ── ws-only: the test inspects the ws object or passes a ws option ──────────
+  {
+    file: 'base.test.js',
+    test: 'Should be able to pass custom options to ws',
+    kind: 'ws-only',
+    why: 'passes `options: { verifyClient }` (a ws option) and expects ws to call it; register throws WS_ERR_UNKNOWN_OPTION naming an onRequest/preValidation hook instead',
+    readme: /\bverifyClient\b/
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should warn if path option is provided to ws',
+    kind: 'ws-only',
+    why: 'passes `options: { path }` (a ws option) and expects ws\'s warning in the log; register throws WS_ERR_UNKNOWN_OPTION pointing to a route',
+    readme: /[{.,]\s*path\b/
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should be able to pass a custom server option to ws',
+    kind: 'ws-only',
+    why: 'passes `options: { server }` (a ws option: serve the upgrades of another http.Server); register throws WS_ERR_UNKNOWN_OPTION, the plugin serves app.server only',
+    readme: /[{.,]\s*server\b/
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should remove the upgrade listener from a custom server on close',
+    kind: 'ws-only',
+    why: 'passes `options: { server }` (a ws option) and counts that server\'s upgrade listeners; register throws WS_ERR_UNKNOWN_OPTION',
+    readme: /[{.,]\s*server\b/
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should be able to pass clientTracking option in false to ws',
+    kind: 'ws-only',
+    why: 'passes `options: { clientTracking: false }` (a ws option); register throws WS_ERR_UNKNOWN_OPTION: connections are always tracked (shutdown, maxConnections)',
+    readme: /\bclientTracking\b/
+  },
+
+  // ── pending: issue 10 items not on main yet (these entries go when they land) ──
+  {
+    file: 'base.test.js',
+    test: 'Should fail if custom errorHandler is not a function',
+    kind: 'pending',
+    item: 5,
+    why: '`errorHandler: {}` is accepted; the test expects register and listen to reject with the message \'invalid errorHandler function\' (exactly)'
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should run custom errorHandler when the raw socket emits an error',
+    kind: 'pending',
+    item: 5,
+    why: 'a peer\'s `a2 00` frame (RSV2+RSV3) closes with 1002 but errorHandler is not called (item 5), and the error has no code: the test wants WS_ERR_UNEXPECTED_RSV_2_3 (item 6) and request.ws; it waits for ever (killed by the harness)'
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should be able to pass preClose option to override default',
+    kind: 'pending',
+    item: 7,
+    why: 'the preClose option is ignored, so its assertion never runs. Once item 7 lands the custom preClose runs `fastify.websocketServer.clients` (ws\'s server object, `app.websocket.clients` here): a TypeError unless preClose errors are only logged, so this may stay, as ws-only',
+    readme: /\bwebsocketServer\b/
+  },
+  {
+    file: 'base.test.js',
+    test: 'Should fail if custom preClose is not a function',
+    kind: 'pending',
+    item: 7,
+    why: '`preClose: \'Not a function\'` is accepted; the test expects the message \'invalid preClose function\' (exactly)'
+  },
+
+  // ── difference: this plugin behaves otherwise on purpose (no item of issue 10 changes it) ──
+  {
+    file: 'hooks.test.js',
+    test: 'Should not run onError hook if reply was already hijacked (error thrown in websocket handler)',
+    kind: 'difference',
+    why: 'a handler that throws, with no errorHandler: the connection is closed with 1011 (closing handshake, lib/fastify/accept.ts failureHandler); @fastify/websocket terminates the socket, so the client sees 1006, which the test expects',
+    readme: /\berrorHandler\b/
+  },
+  {
+    file: 'router.test.js',
+    test: 'should call `destroy` when exception is thrown inside async handler',
+    kind: 'difference',
+    why: 'as above, server side: the connection\'s close event reports 1011, the test expects 1006 (terminate). Its assertion throws inside the close listener, which the plugin catches and logs, so end() is never called and the harness kills it',
+    readme: /\berrorHandler\b/
+  },
+  {
+    file: 'router.test.js',
+    test: 'Should close on unregistered path (with no wildcard route websocket handler defined)',
+    kind: 'difference',
+    why: 'an upgrade to a route with no WebSocket handler (`GET /*`) is answered by that HTTP handler (200, lib/fastify/route.ts checkHandshake); @fastify/websocket completes the handshake and closes, and the test waits for the ws client\'s close without an error listener',
+    readme: /no (WebSocket|ws) ?handler|without a (WebSocket|ws) ?[Hh]andler|`wsHandler`.*(absent|missing)|HTTP-only route/
+  },
+  {
+    file: 'router.test.js',
+    test: 'Should close the connection if a non-websocket route with path exists',
+    kind: 'difference',
+    why: 'as above: the upgrade to `GET /http` runs its HTTP handler (which calls t.assert.fail → 500); @fastify/websocket never runs the HTTP handler for an upgrade, it accepts and closes (client close code 1005)',
+    readme: /no (WebSocket|ws) ?handler|without a (WebSocket|ws) ?[Hh]andler|`wsHandler`.*(absent|missing)|HTTP-only route/
+  },
+  {
+    file: 'router.test.js',
+    test: 'Should invoke the correct handler depending on the headers',
+    kind: 'difference',
+    why: 'its raw handshake has no Host header: refused with 400 \'missing Host header\' (RFC 6455 §4.2.1, lib/protocol/handshake.ts); ws does not check Host. The test waits for the wsHandler\'s message and is killed',
+    readme: /\bHost\b/
+  },
+  {
+    file: 'router.test.js',
+    test: 'Should accept an array of GET methods',
+    kind: 'difference',
+    why: 'upgrades work; the HEAD request to the WebSocket-only route gets 426 Upgrade Required (lib/fastify/route.ts), the test expects 404',
+    readme: /\b(404|426)\b/
+  },
+  {
+    file: 'router.test.js',
+    test: 'Should reply 404 to HEAD requests on a websocket route',
+    kind: 'difference',
+    why: 'HEAD to a WebSocket-only route gets 426 Upgrade Required, the test expects 404',
+    readme: /\b(404|426)\b/
+  },
+  {
+    file: 'router.test.js',
+    test: 'Should return 404 on http request',
+    kind: 'difference',
+    why: 'a plain GET to a WebSocket-only route gets 426 with a JSON body and `Upgrade: websocket`; the test expects 404 with an empty body',
+    readme: /\b(404|426)\b/
+  }
+]
+
+interface SuiteTest {
+  file: string
+  name: string
+  result: 'pass' | 'fail' | 'skip' | 'todo'
+  error?: string
+  assertion?: { actual: string, expected: string }
+}
+
+interface SuiteResults {
+  suite: { version: string }
+  tests: SuiteTest[]
+  summary: { total: number, pass: number, fail: number, skip: number }
+}
+
+const key = (file: string, name: string) => `${file} › ${name}`
+
+function runSuite (json: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [
+      'scripts/fastify-websocket-suite.mjs', '--json', json, '--test-timeout', '10000', '--file-timeout', '150000'
+    ], { cwd: root, maxBuffer: 16 << 20 }, (error, _stdout, stderr) => {
+      // Exit code 1 means "some tests failed", which the assertions below judge; 2 is the harness failing.
+      if (error && error.code !== 1) reject(new Error(`the suite harness failed (${error.code ?? error.signal}): ${stderr}`))
+      else resolve()
+    })
+  })
+}
+
+/** The rows of the README's migration table, each as its first cell. */
+function migrationRows (): string[] {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const start = readme.indexOf('## Migrating from `@fastify/websocket`')
+  if (start === -1) return []
+  const end = readme.indexOf('\n## ', start + 1)
+  return readme.slice(start, end === -1 ? undefined : end).split('\n')
+    .filter((line) => line.startsWith('|') && !/^\|\s*-/.test(line))
+    .map((line) => line.split('|')[1] ?? '')
+}
+
+t.setTimeout(600_000)
+
+t.test('@fastify/websocket\'s own suite passes against this plugin, but for the listed tests', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-websocket-suite-results-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const json = join(dir, 'results.json')
+  await runSuite(json)
+  const results = JSON.parse(readFileSync(json, 'utf8')) as SuiteResults
+  t.comment(`@fastify/websocket ${results.suite.version}: ${results.summary.pass} passed, ${results.summary.fail} failed of ${results.summary.total}`)
+  t.ok(results.summary.total >= 60, 'the suite ran (66 tests in 11.3.6)')
+
+  const expected = new Map(EXPECTED_FAILURES.map((entry) => [key(entry.file, entry.test), entry]))
+  t.equal(expected.size, EXPECTED_FAILURES.length, 'EXPECTED_FAILURES lists each test once')
+  const seen = new Set<string>()
+  for (const test of results.tests) {
+    const id = key(test.file, test.name)
+    seen.add(id)
+    const entry = expected.get(id)
+    const detail = test.error === undefined
+      ? ''
+      : `: ${test.error}${test.assertion ? ` (actual ${test.assertion.actual}, expected ${test.assertion.expected})` : ''}`
+    if (entry === undefined) {
+      t.equal(test.result, 'pass', `${id}${detail}`)
+    } else {
+      t.equal(test.result, 'fail', `${id}: fails, as EXPECTED_FAILURES says (${entry.kind}${entry.item ? `, issue 10 item ${entry.item}` : ''})` +
+        (test.result === 'pass' ? ', but it passes now: remove it from the list' : ''))
+    }
+  }
+  for (const id of expected.keys()) t.ok(seen.has(id), `${id} (in EXPECTED_FAILURES) is a test of the suite`)
+})
+
+t.test('every expected failure says why, and the README explains each one left by design', async (t) => {
+  const rows = migrationRows()
+  t.ok(rows.length > 0, 'README has the "Migrating from `@fastify/websocket`" table')
+  for (const entry of EXPECTED_FAILURES) {
+    const id = key(entry.file, entry.test)
+    t.ok(entry.why.length > 20, `${id}: says why`)
+    if (entry.kind === 'pending') {
+      t.ok(entry.item !== undefined && entry.item >= 1 && entry.item <= 11, `${id}: names the issue 10 item that fixes it`)
+      continue
+    }
+    t.ok(entry.readme, `${id}: names the README row that explains it`)
+    if (!entry.readme) continue
+    const pattern = entry.readme
+    const found = rows.some((cell) => pattern.test(cell))
+    // A missing row is a README gap: reported as todo (listed in tap's output) rather than failing the build.
+    t.ok(found, `${id}: the migration table has a row matching ${entry.readme}`, found ? {} : { todo: 'no README migration row yet' })
+  }
+})
