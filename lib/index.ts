@@ -11,6 +11,7 @@ import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } fr
 export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData, type WebSocketEventMap } from './connection/connection.js'
 // The public name of the protocol's message-frame encoder: one encoding for `conn.sendFrame` on many connections.
 export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
+export { createWebSocketStream, type WebSocketStreamOptions } from './stream.js'
 export { WebSocketError } from './errors.js'
 export { WebSocketUpgradeError, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'

@@ -17,13 +17,13 @@ if (!existsSync(join(root, 'dist/cjs/index.js'))) {
 /** `fastify-rfc6455`: the plugin, its connection classes and errors; the rest are types. */
 const MAIN_VALUES = [
   'CloseCode', 'InvalidMessageCode', 'InvalidMessageError', 'JsonWebSocketConnection', 'ProtocolError', 'WebSocketConnection',
-  'WebSocketError', 'WebSocketUpgradeError', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
+  'WebSocketError', 'WebSocketUpgradeError', 'createWebSocketStream', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
 ]
 const MAIN_TYPES = [
   'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
   'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketEventMap', 'WebSocketHandler',
-  'WebSocketPluginOptions', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings'
+  'WebSocketPluginOptions', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings', 'WebSocketStreamOptions'
 ]
 
 /** `fastify-rfc6455/protocol`: the sans-I/O core. */
@@ -46,7 +46,7 @@ const CONNECTION_PUBLIC = [
   'static CONNECTING', 'static OPEN', 'static CLOSING', 'static CLOSED', 'CONNECTING', 'OPEN', 'CLOSING', 'CLOSED',
   'request', 'protocol', 'log', 'constructor',
   'readyState', 'bufferedAmount', 'wasClean', 'closeEmitted', 'send', 'sendAsync', 'sendFrame', 'ping', 'pong', 'close',
-  'terminate', '[Symbol.asyncIterator]'
+  'terminate', 'pause', 'resume', 'isPaused', '[Symbol.asyncIterator]'
 ]
 /** The hook a subclass overrides (the JSON connection hands the error to the route's errorHandler). */
 const CONNECTION_PROTECTED = ['listenerFailed']

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ReadyState } from '../protocol/protocol.js'
 import { bindListenerFailed, emitSafely } from './events.js'
+import { PauseReason } from './inbox.js'
 import { ConnectionInternals, kInternal } from './internal.js'
 import type { ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData, WebSocketEventMap } from './types.js'
 
@@ -155,6 +156,34 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
   /** Destroys the socket at once, without a closing handshake. */
   terminate (): void {
     this.#internal.socket.destroy()
+  }
+
+  /**
+   * Stops reading from the socket until `resume()`, as ws's `pause()`: no
+   * event comes from the peer meanwhile, except the messages of the read in
+   * progress. The peer is held back by TCP flow control.
+   */
+  pause (): void {
+    this.#internal.pauseFor(PauseReason.Application)
+  }
+
+  /** Undoes `pause()`. Reading resumes unless something else (an iterator, a stream) still holds it. */
+  resume (): void {
+    this.#internal.resumeFrom(PauseReason.Application)
+  }
+
+  /** True between `pause()` and `resume()`. */
+  get isPaused (): boolean {
+    return this.#internal.pausedFor(PauseReason.Application)
+  }
+
+  /**
+   * @internal The transport, for ws's `createWebSocketStream(conn)`, which
+   * reads `_socket` to learn when the closing handshake has ended it. Not
+   * part of the API: write to the connection, never to its socket.
+   */
+  get _socket (): Duplex {
+    return this.#internal.socket
   }
 
   /**

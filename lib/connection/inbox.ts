@@ -13,7 +13,11 @@ export const PauseReason = {
   /** An async iterator's consumer lags. */
   Iterator: 2,
   /** A client connection waits for its creator to attach listeners (ConnectionInternals#startAfterCurrentTask). */
-  Starting: 4
+  Starting: 4,
+  /** The readable side of a stream adapter (lib/stream.ts) is full. */
+  Stream: 8,
+  /** The application called `conn.pause()`. */
+  Application: 16
 } as const
 
 interface HeldMessage extends Message {
@@ -162,15 +166,22 @@ export abstract class Inbox extends Outbox implements MessageSource {
     return (this.flags & (CLOSE_EMITTED | CLOSE_DEFERRED)) !== 0
   }
 
-  protected pauseFor (reason: number): void {
+  /** Stops reading from the socket for `reason` (a PauseReason) until `resumeFrom(reason)`. */
+  pauseFor (reason: number): void {
     this.pauseReasons |= reason
     this.socket.pause()
   }
 
-  protected resumeFrom (reason: number): void {
+  /** Drops `reason`; reading resumes once no reason is left. */
+  resumeFrom (reason: number): void {
     if ((this.pauseReasons & reason) === 0) return
     this.pauseReasons &= ~reason
     if (this.pauseReasons === 0) this.socket.resume()
+  }
+
+  /** Whether reading is paused for `reason`. */
+  pausedFor (reason: number): boolean {
+    return (this.pauseReasons & reason) !== 0
   }
 
   private hasConsumer (): boolean {
