@@ -6,7 +6,7 @@ import { CloseCode } from '../protocol/close-codes.js'
 import { buildUpgradeResponse, selectSubprotocol } from '../protocol/handshake.js'
 import type { Registry } from './registry.js'
 import { refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
-import type { WebSocketRouteSettings } from './settings.js'
+import type { WebSocketErrorHandler } from './settings.js'
 import type { UpgradeListener } from './upgrade.js'
 import { destroySocket, errorBody, kHandshake, kHead, kSocket, type UpgradeRequest } from './upgrade-request.js'
 
@@ -73,6 +73,7 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
       logger: request.log
     }, route.messages)
     registry.add(conn, route, s.heartbeatInterval, request)
+    if (s.errorHandler !== undefined) replies.set(conn, reply)
     runHandler.call(this, route, conn, request, head)
     return undefined
   }
@@ -86,8 +87,10 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
  */
 function runHandler (this: FastifyInstance, route: WsRoute, conn: JsonWebSocketConnection<FastifyRequest>, request: FastifyRequest, head: Buffer | undefined): void {
   const internal = conn[kInternal]
-  const fail = route.fail ??= failureHandler(this, route.settings.errorHandler)
+  const errorHandler = route.settings.errorHandler
+  const fail = route.fail ??= failureHandler(this, errorHandler)
   conn[kSetFailureHandler](fail)
+  if (errorHandler !== undefined) conn.on('error', route.onError ??= connectionErrorListener(this, errorHandler))
   let result: Promise<unknown> | undefined
   try {
     result = route.handler.call(this, conn, request) as Promise<unknown> | undefined
@@ -111,19 +114,62 @@ function runHandler (this: FastifyInstance, route: WsRoute, conn: JsonWebSocketC
   if (head !== undefined) internal.receiveHead(head)
 }
 
-function failureHandler (instance: FastifyInstance, errorHandler: WebSocketRouteSettings['errorHandler']): FailureHandler {
+// The upgrade's reply, the errorHandler's fourth argument: kept only for
+// connections of routes with an errorHandler, and with retainRequest off only
+// until the handler settled (the reply holds the request).
+const replies = new WeakMap<WebSocketConnection<FastifyRequest>, FastifyReply>()
+
+function failureHandler (instance: FastifyInstance, errorHandler: WebSocketErrorHandler | undefined): FailureHandler {
   return (error, conn) => {
-    if (errorHandler !== undefined) {
-      try {
-        errorHandler.call(instance, error, conn, conn.request)
-        return
-      } catch (handlerError) {
-        error = handlerError
-      }
-    }
-    ;(conn.log ?? instance.log).error({ err: error }, 'websocket handler failed')
-    if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
+    if (errorHandler !== undefined) callErrorHandler(instance, errorHandler, error, conn, handlerFailed)
+    else handlerFailed(instance, conn, error)
   }
+}
+
+/** A handler or listener failed, and no errorHandler took care of it: log, close 1011. */
+function handlerFailed (instance: FastifyInstance, conn: JsonWebSocketConnection<FastifyRequest>, error: unknown): void {
+  ;(conn.log ?? instance.log).error({ err: error }, 'websocket handler failed')
+  if (conn.readyState === WebSocketConnection.OPEN) conn.close(CloseCode.InternalError, 'internal error')
+}
+
+/**
+ * The `error` listener of a route with an errorHandler, shared by its
+ * connections (the connection is `this`): a peer's protocol violation, a
+ * socket error. The connection is failing already and closes with its own
+ * code; the errorHandler is told, and if it fails, that is logged.
+ */
+function connectionErrorListener (instance: FastifyInstance, errorHandler: WebSocketErrorHandler): NonNullable<WsRoute['onError']> {
+  return function onConnectionError (error) {
+    callErrorHandler(instance, errorHandler, error, this, errorHandlerFailed)
+  }
+}
+
+function errorHandlerFailed (instance: FastifyInstance, conn: JsonWebSocketConnection<FastifyRequest>, error: unknown): void {
+  ;(conn.log ?? instance.log).error({ err: error }, 'websocket errorHandler failed')
+}
+
+/**
+ * Calls the errorHandler with `(error, conn, request, reply)`. If it throws,
+ * or returns a promise that rejects, `failed` gets what it threw.
+ */
+function callErrorHandler (
+  instance: FastifyInstance,
+  errorHandler: WebSocketErrorHandler,
+  error: unknown,
+  conn: JsonWebSocketConnection<FastifyRequest>,
+  failed: (instance: FastifyInstance, conn: JsonWebSocketConnection<FastifyRequest>, error: unknown) => void
+): void {
+  try {
+    const result: unknown = errorHandler.call(instance, asError(error), conn, conn.request, replies.get(conn)!)
+    if (result instanceof Promise) result.then(undefined, (rejection: unknown) => { failed(instance, conn, rejection) })
+  } catch (thrown) {
+    failed(instance, conn, thrown)
+  }
+}
+
+/** The errorHandler is promised an Error: anything else thrown arrives as the cause of one. */
+function asError (value: unknown): Error {
+  return value instanceof Error ? value : new Error(`non-error thrown: ${String(value)}`, { cause: value })
 }
 
 function settleHandler (conn: WebSocketConnection<FastifyRequest>): void {
@@ -132,4 +178,5 @@ function settleHandler (conn: WebSocketConnection<FastifyRequest>): void {
 
 function releaseRequest (conn: WebSocketConnection<FastifyRequest>): void {
   conn.request = undefined as unknown as FastifyRequest
+  replies.delete(conn)
 }

@@ -26,6 +26,8 @@ export interface WsRoute extends CountedRoute {
   wsOnly: boolean
   /** What a failing handler does; made on the route's first connection (it needs the route's instance). */
   fail?: FailureHandler
+  /** With an errorHandler: the `error` listener of the route's connections, made with `fail`. */
+  onError?: (this: JsonWebSocketConnection<FastifyRequest>, error: Error) => void
 }
 
 /** Accepts an upgrade that passed every hook: the 101, the connection, the handler (accept.ts). */

@@ -1,8 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { BufferFullPolicy, WebSocketConnection } from '../connection/connection.js'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { BufferFullPolicy } from '../connection/connection.js'
 import { DEFAULTS } from '../defaults.js'
 import { WebSocketError } from '../errors.js'
-import type { BinaryMessagePolicy, InvalidMessagePolicy, JsonMessageSettings } from '../messages/index.js'
+import type { BinaryMessagePolicy, InvalidMessagePolicy, JsonMessageSettings, JsonWebSocketConnection } from '../messages/index.js'
 import type { SubprotocolSelector } from '../protocol/handshake.js'
 import { pieceLimits } from '../protocol/piece-limit.js'
 
@@ -56,11 +56,29 @@ export interface WebSocketRouteSettings extends JsonMessageSettings {
    */
   retainRequest?: boolean
   /**
-   * Decides what a throwing or rejecting `wsHandler` does. Default: log the
-   * error through `request.log` and close the connection with 1011.
+   * Called when the handler throws or rejects, a listener throws, or the
+   * connection emits `error` (a peer's protocol violation, a socket error).
+   * Default: for a failing handler or listener, log the error through
+   * `request.log` and close the connection with 1011; connection errors
+   * are logged at debug level and end in `close` in any case.
    */
-  errorHandler?: (this: FastifyInstance, error: unknown, conn: WebSocketConnection<FastifyRequest>, request: FastifyRequest) => void
+  errorHandler?: WebSocketErrorHandler
 }
+
+/**
+ * A route's `errorHandler`, with the route's instance as `this`. `error` is
+ * always an `Error` (a thrown non-Error arrives wrapped, as its `cause`).
+ * With `retainRequest: false`, `request` and `reply` are `undefined` for
+ * errors after the handler has returned (or its promise settled): they are
+ * not kept for the connection's life.
+ */
+export type WebSocketErrorHandler = (
+  this: FastifyInstance,
+  error: Error,
+  conn: JsonWebSocketConnection<FastifyRequest>,
+  request: FastifyRequest,
+  reply: FastifyReply
+) => void
 
 export interface WebSocketPluginOptions extends WebSocketRouteSettings {
   /**
@@ -157,6 +175,8 @@ export function resolveSettings (base: ResolvedSettings, overrides: WebSocketRou
   for (const key of ['autoPong', 'retainRequest'] as const) {
     if (typeof out[key] !== 'boolean') throw invalid(`${key} must be true or false, got ${String(out[key])}`)
   }
+  // @fastify/websocket's message, word for word.
+  if (out.errorHandler !== undefined && typeof out.errorHandler !== 'function') throw invalidOption('invalid errorHandler function')
   const protocols = out.protocols
   if (protocols !== undefined && typeof protocols !== 'function' &&
       !(Array.isArray(protocols) && protocols.every((p) => typeof p === 'string'))) {
