@@ -5,7 +5,7 @@ import type {
 } from 'fastify'
 import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './fastify/plugin.js'
 import type { WebSocketConnection } from './connection/connection.js'
-import type { InjectWSOptions } from './fastify/inject.js'
+import type { InjectWSHooks, InjectWSOptions } from './fastify/inject.js'
 import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } from './messages/index.js'
 
 export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type SendCallback, type WebSocketData, type WebSocketEventMap } from './connection/connection.js'
@@ -13,7 +13,7 @@ export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type Send
 export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
 export { createWebSocketStream, type WebSocketStreamOptions } from './stream.js'
 export { WebSocketError } from './errors.js'
-export { WebSocketUpgradeError, type InjectWSOptions } from './fastify/inject.js'
+export { WebSocketUpgradeError, type InjectWSHooks, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'
 export { ProtocolError } from './protocol/errors.js'
 export type { BroadcastOptions, WebSocketPluginOptions, WebSocketRegistry, WebSocketRouteSettings }
@@ -74,7 +74,7 @@ declare module 'fastify' {
      * the real handshake and hooks. Rejects with a `WebSocketUpgradeError`
      * (carrying `statusCode`) if the server answers with anything but 101.
      */
-    injectWS (path?: string, options?: InjectWSOptions): Promise<WebSocketConnection<undefined>>
+    injectWS (path?: string, options?: InjectWSOptions, hooks?: InjectWSHooks): Promise<WebSocketConnection<undefined>>
 
     // With `websocket` set (and no `wsHandler`), `handler` is the WebSocket handler.
     route<
