@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { CloseCode } from '../protocol/close-codes.js'
+import { webSocketError } from '../protocol/errors.js'
 import { ReadyState } from '../protocol/protocol.js'
 import { bindListenerFailed, emitSafely } from './events.js'
 import { PauseReason } from './inbox.js'
@@ -106,7 +107,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
     }
     const internal = this.#internal
     if (!internal.canSend) {
-      const err = new Error(`WebSocket is not open (readyState ${internal.core.readyState})`)
+      const err = webSocketError('WS_ERR_NOT_OPEN', `WebSocket is not open (readyState ${internal.core.readyState})`)
       if (callback !== undefined) {
         process.nextTick(callback, err)
         return false

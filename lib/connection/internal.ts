@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream'
 import { DEFAULTS } from '../defaults.js'
 import { publishLimit } from '../diagnostics.js'
 import { CloseCode } from '../protocol/close-codes.js'
-import { ProtocolError } from '../protocol/errors.js'
+import { ProtocolError, webSocketError, type WebSocketError } from '../protocol/errors.js'
 import { ReadyState, WebSocketProtocol, type ProtocolHandler } from '../protocol/protocol.js'
 import { emitSafely, type ConnectionEmitter } from './events.js'
 import { AUTO_PONG, AWAITING_PEER, READING } from './flags.js'
@@ -88,8 +88,7 @@ export class ConnectionInternals extends Inbox implements ProtocolHandler {
    */
   heartbeat (): void {
     if ((this.flags & AWAITING_PEER) !== 0) {
-      this.conn.log?.debug({}, 'websocket peer sent nothing since the last heartbeat ping; terminating')
-      this.socket.destroy()
+      this.terminateWith(webSocketError('WS_ERR_HEARTBEAT_TIMEOUT', 'the peer sent nothing since the last heartbeat ping', this.core.closeCode))
       return
     }
     if (!this.canSend) return
@@ -135,7 +134,18 @@ export class ConnectionInternals extends Inbox implements ProtocolHandler {
   /** The closing handshake took longer than `closeTimeout`. */
   closeTimedOut (): void {
     this.closeTimer = null
-    this.conn.log?.debug({ timeout: this.closeTimeout }, 'websocket closing handshake timed out; destroying the socket')
+    this.terminateWith(webSocketError('WS_ERR_CLOSE_TIMEOUT', `the closing handshake did not finish within ${this.closeTimeout} ms`, this.core.closeCode))
+  }
+
+  /**
+   * A timer ran out on the peer: the socket is destroyed and `close` reports
+   * `error.closeCode`. The error, coded, goes to the debug log only: like a
+   * reset, a vanished peer is part of life on the network, and an `error`
+   * event here would reject an `await once(conn, 'close')` after a clean
+   * closing handshake whose TCP close came late.
+   */
+  private terminateWith (error: WebSocketError): void {
+    this.conn.log?.debug({ err: error }, 'websocket connection terminated')
     this.socket.destroy()
   }
 

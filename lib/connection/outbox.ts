@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { DEFAULTS, MAX_OWED_PINGS } from '../defaults.js'
 import { publishLimit } from '../diagnostics.js'
-import { WebSocketError } from '../errors.js'
+import { WebSocketError, webSocketError } from '../protocol/errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ReadyState, type WebSocketProtocol } from '../protocol/protocol.js'
 import { emitSafely, type ConnectionEmitter } from './events.js'
@@ -12,7 +12,8 @@ import type { ConnectionOptions, SendCallback } from './types.js'
 // past this, the frames go to the socket as a corked batch (writev).
 const CONCAT_LIMIT = 16 * 1024
 
-const CLOSED_BEFORE_SENT = 'the connection closed before the message was sent'
+/** What a send's callback gets when its data never reached the socket. */
+const closedBeforeSent = (): WebSocketError => webSocketError('WS_ERR_CLOSED_BEFORE_SENT')
 
 /** Pings that came while a pong was in flight: only the latest is answered. */
 interface OwedPong {
@@ -117,7 +118,7 @@ export abstract class Outbox {
     const done = callbacks === null && !pong && (this.flags & NEED_DRAIN) === 0 ? undefined : flushDone(this, callbacks, pong)
     const socket = this.socket
     if (socket.destroyed || !socket.writable) {
-      done?.(new Error(CLOSED_BEFORE_SENT))
+      done?.(closedBeforeSent())
       return
     }
     if (out.length === 1) {
@@ -163,7 +164,7 @@ export abstract class Outbox {
       return false
     }
     this.dropAtLimit(new WebSocketError('WS_ERR_BUFFER_FULL', `the peer is not reading: ${buffered} bytes waiting to be written (maxBufferedAmount ${limit})`, CloseCode.PolicyViolation), 'maxBufferedAmount')
-    if (callback !== undefined) process.nextTick(callback, new Error(CLOSED_BEFORE_SENT))
+    if (callback !== undefined) process.nextTick(callback, closedBeforeSent())
     return false
   }
 
@@ -223,7 +224,7 @@ export abstract class Outbox {
     const callbacks = this.outCallbacks
     this.outCallbacks = null
     if (callbacks !== null) {
-      const err = new Error(CLOSED_BEFORE_SENT)
+      const err = closedBeforeSent()
       for (const cb of callbacks) cb(err)
     }
   }

@@ -253,7 +253,7 @@ function malformed (reason: string): Error & { statusCode: number } {
 }
 
 function bodyError (statusCode: number, message: string): Error & { statusCode: number } {
-  return Object.assign(new Error(message), { statusCode })
+  return Object.assign(new Error(message), { statusCode, code: 'WS_ERR_INVALID_REQUEST_BODY' })
 }
 
 /** An error about a request body that Fastify's body reader answers with this status. */

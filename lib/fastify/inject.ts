@@ -7,7 +7,7 @@ import { kInternal } from '../connection/internal.js'
 import { createDuplexPair } from '../duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from '../protocol/client-handshake.js'
 import { DEFAULTS } from '../defaults.js'
-import { WebSocketError } from '../errors.js'
+import { WebSocketError, webSocketError } from '../protocol/errors.js'
 
 // The in-memory test client accepts 64 times the server's default message size:
 // it exists to see what a route sends, so a test of a large reply should not
@@ -142,7 +142,7 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
     }
     const onEnd = (): void => {
       if (refusal === null) {
-        fail(new Error('the server closed the connection during the handshake'))
+        fail(webSocketError('WS_ERR_UPGRADE_ABORTED'))
         return
       }
       detach()

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { CompilerCache, checkMessageSettings } from '../messages/index.js'
+import { webSocketError } from '../protocol/errors.js'
 import { createAccept } from './accept.js'
 import { injectWebSocket, type InjectWSHooks, type InjectWSOptions } from './inject.js'
 import { checkPluginOptions } from './options.js'
@@ -25,7 +26,7 @@ const kRegistered = Symbol('fastify-rfc6455.registered')
 const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async function websocketPlugin (fastify, options) {
   const server = fastify.server as typeof fastify.server & { [kRegistered]?: true }
   if (server[kRegistered]) {
-    throw new Error('fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
+    throw webSocketError('WS_ERR_ALREADY_REGISTERED', 'fastify-rfc6455 is already registered on this server: register it once, at the root, before WebSocket routes')
   }
   checkPluginOptions(options)
   const settings = resolveSettings(ROUTE_DEFAULTS, options, 'fastify-rfc6455')

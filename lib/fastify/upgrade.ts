@@ -2,6 +2,7 @@ import { STATUS_CODES, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, preParsingHookHandler } from 'fastify'
 import { channels, publishLimit } from '../diagnostics.js'
+import { webSocketError } from '../protocol/errors.js'
 import { headerHasToken } from '../protocol/header-lists.js'
 import type { Registry } from './registry.js'
 import { upgradeRequestBody } from './upgrade-body.js'
@@ -131,8 +132,9 @@ export class UpgradeListener {
 
   private onTimeout (socket: Duplex, rawRequest: IncomingMessage): void {
     this.handshakeDone(socket)
-    this.fastify.log.warn({ url: rawRequest.url, handshakeTimeout: this.handshakeTimeout }, 'websocket upgrade request not answered within handshakeTimeout; closing its socket')
-    publishLimit('handshakeTimeout', undefined, undefined, rawRequest)
+    const err = webSocketError('WS_ERR_HANDSHAKE_TIMEOUT', `the upgrade request was not answered within ${this.handshakeTimeout} ms`)
+    this.fastify.log.warn({ err, url: rawRequest.url, handshakeTimeout: this.handshakeTimeout }, 'websocket upgrade request not answered within handshakeTimeout; closing its socket')
+    publishLimit('handshakeTimeout', undefined, err, rawRequest)
     if (channels.refused.hasSubscribers) channels.refused.publish({ request: rawRequest, statusCode: 0, reason: 'handshakeTimeout' })
     socket.destroy()
   }

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { WebSocketConnection, type ConnectionOptions, type SendCallback } from '../connection/connection.js'
 import { CloseCode } from '../protocol/close-codes.js'
+import { invalidArgument, withCode } from '../protocol/errors.js'
 import { UNDECODED_BINARY } from './decode.js'
 import { InvalidMessageError } from './errors.js'
 import type { RouteMessages } from './route-messages.js'
@@ -87,10 +88,10 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
       this.#claim('onJson').handler = handlerOrKey as AnyHandler
     } else {
       if (typeof handlerOrKey !== 'string' || handlers === null || typeof handlers !== 'object') {
-        throw new TypeError('onJson expects a handler function, or a discriminator name and an object of handlers')
+        throw invalidArgument(new TypeError('onJson expects a handler function, or a discriminator name and an object of handlers'))
       }
       for (const name of Object.keys(handlers)) {
-        if (typeof (handlers as Record<string, unknown>)[name] !== 'function') throw new TypeError(`onJson: the handler for "${name}" is not a function`)
+        if (typeof (handlers as Record<string, unknown>)[name] !== 'function') throw invalidArgument(new TypeError(`onJson: the handler for "${name}" is not a function`))
       }
       const consumer = this.#claim('onJson')
       consumer.discriminator = handlerOrKey
@@ -140,7 +141,7 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
 
   #claim (what: 'onJson' | 'messages()'): JsonConsumer {
     if (this.#json !== null) {
-      throw new Error(`${what}: this connection already has a JSON consumer (${this.#json.kind}); use one onJson or one messages() per connection`)
+      throw withCode(new Error(`${what}: this connection already has a JSON consumer (${this.#json.kind}); use one onJson or one messages() per connection`), 'FST_ERR_WS_JSON_CONSUMER')
     }
     this.#json = { kind: what, handler: null, handlers: null, discriminator: null, throwsFailures: what === 'messages()', stopped: false }
     return this.#json

@@ -4,6 +4,8 @@
  * declared fields are sent, as for a reply), else `JSON.stringify`.
  */
 
+import { withCode } from '../protocol/errors.js'
+
 /** What a serializer compiler returns. */
 export type Serializer = (data: unknown) => string
 
@@ -15,12 +17,12 @@ export function checkSerializer (fn: unknown): Serializer {
 
 /** The outgoing side of one route; shared by its connections. */
 export interface MessageSerializer {
-  /** The message as text; throws a TypeError for a message that has no JSON text. */
+  /** The message as text; throws a TypeError (code `FST_ERR_WS_SERIALIZATION`) for a message that has no JSON text. */
   serialize (message: unknown): string
 }
 
 function checkText (text: unknown): string {
-  if (typeof text !== 'string') throw new TypeError('the outgoing message cannot be serialized to JSON')
+  if (typeof text !== 'string') throw withCode(new TypeError('the outgoing message cannot be serialized to JSON'), 'FST_ERR_WS_SERIALIZATION')
   return text
 }
 
@@ -66,7 +68,7 @@ export class DiscriminatedUnionSerializer implements MessageSerializer {
     const tag = message !== null && typeof message === 'object' ? (message as Record<string, unknown>)[this.#key] : undefined
     const index = this.#indexOf.get(tag)
     if (index === undefined) {
-      throw new TypeError(`the outgoing message's "${this.#key}" (${JSON.stringify(tag)}) matches no variant of schema.outgoing`)
+      throw withCode(new TypeError(`the outgoing message's "${this.#key}" (${JSON.stringify(tag)}) matches no variant of schema.outgoing`), 'FST_ERR_WS_SERIALIZATION')
     }
     return checkText(this.#variants[index](message))
   }

@@ -1,3 +1,4 @@
+import { withCode } from '../protocol/errors.js'
 import { missingTag, notAnObject, schemaViolation, unknownMessageType, type SchemaErrorFormatter } from './errors.js'
 
 /**
@@ -69,7 +70,7 @@ export abstract class MessageValidator {
     }
     if (result !== null && typeof result === 'object') {
       if (typeof (result as any).then === 'function') {
-        throw new TypeError('asynchronous validators are not supported for WebSocket messages')
+        throw withCode(new TypeError('asynchronous validators are not supported for WebSocket messages'), 'FST_ERR_WS_ASYNC_VALIDATOR')
       }
       const error = (result as { error?: unknown }).error
       if (error !== undefined && error !== null && error !== false) {

@@ -12,12 +12,17 @@ export interface MessageExtension {
   /**
    * Reverses the extension's transform of one whole incoming message.
    * `maxSize` is the limit for the result; exceeding it must fail with
-   * a `ProtocolError` carrying close code 1009.
+   * `new ProtocolError('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', message, 1009)`.
+   * A ProtocolError fails the connection as it is; any other error with
+   * 1007 and the code `WS_ERR_EXTENSION_DECODE` (the error as its `cause`).
    */
   decode (data: Buffer, maxSize: number, done: (err: Error | null, result?: Buffer) => void): void
   /**
    * Transforms one outgoing message. Calls back with `transformed: false`
    * to send `data` as it is (for example, a payload too small to compress).
+   * An error fails the connection with 1011; the send's callback and the
+   * `error` event get it, coded `WS_ERR_EXTENSION_ENCODE` unless it is a
+   * WebSocketError already.
    */
   encode (data: Buffer, done: (err: Error | null, result?: Buffer, transformed?: boolean) => void): void
   /** Releases codec state when the connection ends. */

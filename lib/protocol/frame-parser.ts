@@ -1,7 +1,7 @@
 import { constants as bufferConstants, isUtf8 } from 'node:buffer'
-import { CloseCode } from './close-codes.js'
 import { parseClosePayload } from './close-payload.js'
-import { ProtocolError } from './errors.js'
+import type { ClosingErrorCode } from './error-codes.js'
+import { ProtocolError, protocolError } from './errors.js'
 import { EAGER_PAYLOAD_LIMIT, FramePayload } from './frame-payload.js'
 import { maskInto } from './mask.js'
 import { Opcode, isKnownOpcode } from './opcodes.js'
@@ -173,30 +173,28 @@ export class FrameParser {
     let payloadLength = b1 & 0x7f
 
     if ((b0 & 0x30) !== 0) {
-      return this.fail(CloseCode.ProtocolError, 'RSV2 and RSV3 must be 0: no negotiated extension defines them')
+      return this.fail('WS_ERR_UNEXPECTED_RSV_2_3')
     }
     if (!isKnownOpcode(opcode)) {
-      return this.fail(CloseCode.ProtocolError, `reserved opcode 0x${opcode.toString(16)}`)
+      return this.fail('WS_ERR_INVALID_OPCODE', `reserved opcode 0x${opcode.toString(16)}`)
     }
     if (opcode >= 0x8) {
-      if (!fin) return this.fail(CloseCode.ProtocolError, 'control frames must not be fragmented (FIN = 0)')
-      if (payloadLength > 125) return this.fail(CloseCode.ProtocolError, 'control frame payload exceeds 125 bytes')
-      if (rsv1) return this.fail(CloseCode.ProtocolError, 'RSV1 must be 0 on control frames')
+      if (!fin) return this.fail('WS_ERR_EXPECTED_FIN')
+      if (payloadLength > 125) return this.fail('WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH')
+      if (rsv1) return this.fail('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be 0 on control frames')
     } else if (opcode === Opcode.Continuation) {
-      if (this.messageOpcode === 0) return this.fail(CloseCode.ProtocolError, 'continuation frame with no message in progress')
-      if (rsv1) return this.fail(CloseCode.ProtocolError, 'RSV1 must be 0 on continuation frames')
+      if (this.messageOpcode === 0) return this.fail('WS_ERR_INVALID_OPCODE', 'continuation frame with no message in progress')
+      if (rsv1) return this.fail('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be 0 on continuation frames')
     } else {
       if (this.messageOpcode !== 0) {
-        return this.fail(CloseCode.ProtocolError, 'new data frame while a fragmented message is still open')
+        return this.fail('WS_ERR_INVALID_OPCODE', 'new data frame while a fragmented message is still open')
       }
       if (rsv1 && !this.allowRsv1) {
-        return this.fail(CloseCode.ProtocolError, 'RSV1 must be 0: no extension was negotiated')
+        return this.fail('WS_ERR_UNEXPECTED_RSV_1')
       }
     }
     if (masked !== this.expectMasked) {
-      return this.fail(CloseCode.ProtocolError, masked
-        ? 'frames from a server must not be masked'
-        : 'frames from a client must be masked')
+      return this.fail(masked ? 'WS_ERR_UNEXPECTED_MASK' : 'WS_ERR_EXPECTED_MASK')
     }
 
     let cursor = offset + 2
@@ -206,16 +204,16 @@ export class FrameParser {
     } else if (payloadLength === 127) {
       const high = buf.readUInt32BE(cursor)
       if (high > 0x7fffffff) {
-        return this.fail(CloseCode.ProtocolError, 'the most significant bit of a 64-bit payload length must be 0')
+        return this.fail('WS_ERR_UNEXPECTED_LENGTH_MSB')
       }
       if (high > MAX_SAFE_HIGH_WORD) {
-        return this.fail(CloseCode.MessageTooBig, 'payload length exceeds 2^53 - 1 bytes')
+        return this.fail('WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH')
       }
       payloadLength = high * 0x100000000 + buf.readUInt32BE(cursor + 4)
       cursor += 8
     }
     if (opcode < 0x8 && this.messageLength + payloadLength > this.maxMessageSize) {
-      return this.fail(CloseCode.MessageTooBig, `message exceeds the limit of ${this.maxMessageSize} bytes`)
+      return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', `message exceeds the limit of ${this.maxMessageSize} bytes`)
     }
     if (masked) {
       // Copied: the header may sit in the reusable headerBuf.
@@ -261,7 +259,7 @@ export class FrameParser {
     const payload = this.payload!
     const count = Math.min(payload.missing, chunk.length - offset)
     if (!payload.add(chunk, offset, count, this.expectMasked ? this.maskKey : null, this.checkTextPieces ? this.utf8 : null)) {
-      this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+      this.fail('WS_ERR_INVALID_UTF8')
       return chunk.length
     }
     // Control frames are not pieces of a message; a header alone brings no bytes.
@@ -290,7 +288,7 @@ export class FrameParser {
       this.messageLength = at + count
       this.partialFilled = filled + count
       if (this.messageOpcode === Opcode.Text && !this.messageCompressed && !this.utf8!.push(target.subarray(at, at + count))) {
-        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+        this.fail('WS_ERR_INVALID_UTF8')
         return chunk.length
       }
     }
@@ -313,7 +311,7 @@ export class FrameParser {
 
   private finishMessage (): void {
     if (this.messageOpcode === Opcode.Text && !this.messageCompressed && !this.utf8!.complete) {
-      this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+      this.fail('WS_ERR_INVALID_UTF8')
       return
     }
     const data = this.message === null ? EMPTY : this.message.subarray(0, this.messageLength)
@@ -362,7 +360,7 @@ export class FrameParser {
       return
     }
     if (opcode === Opcode.Text && !this.rsv1 && !(utf8Checked ? this.utf8!.complete : isUtf8(payload))) {
-      this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8')
+      this.fail('WS_ERR_INVALID_UTF8')
       return
     }
     this.sink.onMessage(payload, opcode === Opcode.Binary, this.rsv1)
@@ -389,8 +387,9 @@ export class FrameParser {
     this.sink.onClose(close.code, close.reason)
   }
 
-  private fail (code: number, message: string): false {
-    return this.failWith(new ProtocolError(code, message))
+  /** The peer broke the rule `code` names; `message` (default: the code's meaning) says how. */
+  private fail (code: ClosingErrorCode, message?: string): false {
+    return this.failWith(protocolError(code, message))
   }
 
   private failWith (error: ProtocolError): false {

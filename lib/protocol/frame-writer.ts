@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto'
 import { encodeClosePayload } from './close-payload.js'
+import { invalidArgument } from './errors.js'
 import { maskInto } from './mask.js'
 import { Opcode } from './opcodes.js'
 
@@ -131,16 +132,16 @@ export function toBuffer (data: Uint8Array | ArrayBuffer | ArrayBufferView): Buf
 
 /**
  * Encodes a close frame. Without `code` the frame has an empty payload.
- * Throws a RangeError for a code that may not be sent, or a reason over 123 bytes.
+ * Throws a RangeError (code `WS_ERR_INVALID_ARGUMENT`) for a code that may not be sent, or a reason over 123 bytes.
  */
 export function encodeCloseFrame (code?: number, reason = '', mask = false): Buffer[] {
   return encodeFrame(Opcode.Close, encodeClosePayload(code, reason), { mask })
 }
 
-/** Encodes a ping or pong; throws a RangeError if the payload exceeds 125 bytes. */
+/** Encodes a ping or pong; throws a RangeError (code `WS_ERR_INVALID_ARGUMENT`) if the payload exceeds 125 bytes. */
 export function encodeControlFrame (opcode: typeof Opcode.Ping | typeof Opcode.Pong, payload: Uint8Array | string, mask = false): Buffer[] {
   const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength
-  if (length > 125) throw new RangeError(`control frame payload is ${length} bytes; at most 125 are allowed`)
+  if (length > 125) throw invalidArgument(new RangeError(`control frame payload is ${length} bytes; at most 125 are allowed`))
   return encodeFrame(opcode, payload, { mask })
 }
 

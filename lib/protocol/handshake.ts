@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import { invalidArgument, webSocketError } from './errors.js'
 import { type ExtensionOffer, formatExtensions, headerHasToken, parseExtensions, parseSubprotocols } from './header-lists.js'
 
 /** RFC 6455 §1.3: appended to the client's key before hashing. */
@@ -134,7 +135,7 @@ export function selectSubprotocol (offered: string[], selector: SubprotocolSelec
     const chosen = selector(offered)
     if (chosen === undefined || chosen === null || chosen === false) return undefined
     if (!offered.includes(chosen)) {
-      throw new Error(`subprotocol selector returned "${chosen}", which the client did not offer`)
+      throw webSocketError('WS_ERR_INVALID_SUBPROTOCOL', `subprotocol selector returned "${chosen}", which the client did not offer`)
     }
     return chosen
   }
@@ -165,7 +166,7 @@ export function buildUpgradeResponse (options: UpgradeResponseOptions): string {
       for (const v of Array.isArray(value) ? value : [value]) {
         const text = String(v)
         if (FORBIDDEN_HEADER_CHARS.test(name) || FORBIDDEN_HEADER_CHARS.test(text)) {
-          throw new Error(`header ${JSON.stringify(name)} contains a line break`)
+          throw invalidArgument(new TypeError(`header ${JSON.stringify(name)} contains a line break`))
         }
         out += `${name}: ${text}\r\n`
       }

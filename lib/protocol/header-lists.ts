@@ -4,6 +4,8 @@
  * attacker-controlled headers is a known denial-of-service.
  */
 
+import { invalidArgument } from './errors.js'
+
 // RFC 9110 §5.6.2 tchar
 const TOKEN_CHARS = new Uint8Array(128)
 for (const ch of "!#$%&'*+-.^_`|~") TOKEN_CHARS[ch.charCodeAt(0)] = 1
@@ -100,7 +102,7 @@ export function parseExtensions (value: string | string[] | undefined): Extensio
   let i = 0
 
   const fail = (what: string): never => {
-    throw new SyntaxError(`invalid Sec-WebSocket-Extensions header at position ${i}: ${what}`)
+    throw invalidArgument(new SyntaxError(`invalid Sec-WebSocket-Extensions header at position ${i}: ${what}`))
   }
   const skipOws = (): void => {
     while (i < length && isOws(input.charCodeAt(i))) i++

@@ -4,7 +4,8 @@
  * write what its handler's `write` receives.
  */
 export { CloseCode, MAX_CLOSE_REASON_BYTES, isValidWireCloseCode } from './close-codes.js'
-export { ProtocolError } from './errors.js'
+export { ProtocolError, WebSocketError } from './errors.js'
+export { ERROR_CODES, type ClosingErrorCode, type ErrorCode, type ErrorCodeInfo } from './error-codes.js'
 export type { MessageExtension } from './extension.js'
 export { FrameParser, type FrameParserOptions, type FrameParserSink, type Role } from './frame-parser.js'
 export { encodeFrame, encodeCloseFrame, encodeControlFrame, toBuffer, type FrameOptions } from './frame-writer.js'

@@ -1,5 +1,4 @@
-import { CloseCode } from './close-codes.js'
-import { ProtocolError } from './errors.js'
+import { invalidArgument, protocolError, type ProtocolError } from './errors.js'
 
 /**
  * How finely a data message may be cut up on its way in. A piece is a
@@ -34,10 +33,10 @@ export function pieceLimits (options: PieceLimitOptions): [number, number] {
   const average = options.minAveragePieceSize ?? DEFAULT_MIN_AVERAGE_PIECE_SIZE
   // At least 1, so that a message in one piece, which is never counted, is always within it.
   if (!(max >= 1) || (Number.isFinite(max) && !Number.isInteger(max))) {
-    throw new RangeError(`maxMessagePieces must be an integer of at least 1, or Infinity; got ${max}`)
+    throw invalidArgument(new RangeError(`maxMessagePieces must be an integer of at least 1, or Infinity; got ${max}`))
   }
   if (!(average >= 0)) {
-    throw new RangeError(`minAveragePieceSize must be a number of at least 0; got ${average}`)
+    throw invalidArgument(new RangeError(`minAveragePieceSize must be a number of at least 0; got ${average}`))
   }
   return [max, average]
 }
@@ -50,7 +49,7 @@ export function pastPieceLimit (pieces: number, received: number, max: number, a
 }
 
 export function tooFragmented (pieces: number, received: number, max: number, average: number): ProtocolError {
-  return new ProtocolError(CloseCode.PolicyViolation,
+  return protocolError('WS_ERR_MESSAGE_TOO_FRAGMENTED',
     `message arrived in ${pieces} pieces for ${received} bytes: past ${max} pieces, ` +
-    `at least ${average} bytes per piece on average are required`, 'WS_ERR_MESSAGE_TOO_FRAGMENTED')
+    `at least ${average} bytes per piece on average are required`)
 }

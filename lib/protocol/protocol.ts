@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { CloseCode, isValidWireCloseCode } from './close-codes.js'
 import { truncateReason } from './close-payload.js'
-import { ProtocolError } from './errors.js'
+import { ProtocolError, WebSocketError, protocolError, webSocketError } from './errors.js'
 import type { MessageExtension } from './extension.js'
 import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
 import { encodeCloseFrame, encodeControlFrame, encodeFrame, toBuffer } from './frame-writer.js'
@@ -131,10 +131,10 @@ export class WebSocketProtocol implements FrameParserSink {
     this.parser.push(chunk)
   }
 
-  /** Sends a text (string) or binary message. Throws if a close frame was already sent. */
+  /** Sends a text (string) or binary message. Throws (`WS_ERR_NOT_OPEN`) if a close frame was already sent. */
   send (data: string | Uint8Array | ArrayBuffer | ArrayBufferView, isBinary?: boolean, done?: (err?: Error | null) => void): void {
     if (this.sentClose || this.state === ReadyState.CLOSED) {
-      throw new Error(`cannot send: the connection is ${this.sentClose ? 'closing' : 'closed'}`)
+      throw webSocketError('WS_ERR_NOT_OPEN', `cannot send: the connection is ${this.sentClose ? 'closing' : 'closed'}`)
     }
     const payload = typeof data === 'string' ? data : toBuffer(data)
     const binary = isBinary ?? typeof data !== 'string'
@@ -281,7 +281,7 @@ export class WebSocketProtocol implements FrameParserSink {
 
   private assertCanSendControl (): void {
     if (this.sentClose || this.state === ReadyState.CLOSED) {
-      throw new Error('cannot send a control frame: the connection is closing')
+      throw webSocketError('WS_ERR_NOT_OPEN', 'cannot send a control frame: the connection is closing')
     }
   }
 
@@ -302,7 +302,7 @@ export class WebSocketProtocol implements FrameParserSink {
     if (this.outbound === null || this.outbound.length === 0) return
     const pending = this.outbound
     this.outbound = []
-    for (const item of pending) item.done?.(new Error('the connection closed before the message was sent'))
+    for (const item of pending) item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
   }
 
   private drainInbound (): void {
@@ -322,13 +322,12 @@ export class WebSocketProtocol implements FrameParserSink {
         finished = true
         if (this.state === ReadyState.CLOSED || this.failed) return
         if (err) {
-          const code = err instanceof ProtocolError ? err.closeCode : CloseCode.InvalidPayload
-          this.onProtocolError(err instanceof ProtocolError ? err : new ProtocolError(code, err.message))
+          this.onProtocolError(err instanceof ProtocolError ? err : protocolError('WS_ERR_EXTENSION_DECODE', err.message, { cause: err }))
           return
         }
         const data = result!
         if (!item.isBinary && !isUtf8(data)) {
-          this.onProtocolError(new ProtocolError(CloseCode.InvalidPayload, 'text message is not valid UTF-8'))
+          this.onProtocolError(protocolError('WS_ERR_INVALID_UTF8'))
           return
         }
         this.handler.onMessage(data, item.isBinary)
@@ -362,12 +361,13 @@ export class WebSocketProtocol implements FrameParserSink {
         this.encoding = false
         finished = true
         if (this.state === ReadyState.CLOSED || this.closeWritten) {
-          item.done?.(new Error('the connection closed before the message was sent'))
+          item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
           return
         }
         if (err) {
-          item.done?.(err)
-          this.handler.onError(err)
+          const error = err instanceof WebSocketError ? err : protocolError('WS_ERR_EXTENSION_ENCODE', err.message, { cause: err })
+          item.done?.(error)
+          this.handler.onError(error)
           this.fail(CloseCode.InternalError, 'extension failed to encode a message')
           return
         }

@@ -251,6 +251,7 @@ t.test('handshakeTimeout: an upgrade whose hooks hang has its socket closed; oth
   t.equal(peer.ended || peer.closed, true, 'the hanging upgrade was closed')
   t.same(refused.map((m) => [m.statusCode, m.reason]), [[0, 'handshakeTimeout']], 'published as refused without an answer')
   t.same(limits.map((e) => e.limit), ['handshakeTimeout'], 'and on the limit channel')
+  t.equal(limits[0]?.error?.code, 'WS_ERR_HANDSHAKE_TIMEOUT', 'with a coded error')
   hang.resolve()
   other.terminate()
 })

@@ -201,13 +201,14 @@ t.test('messages stay in order while a decode is pending', async (t) => {
 })
 
 t.test('a decode error closes the connection with the error\'s code', async (t) => {
-  const cases: Array<[string, Error, number]> = [
-    ['ProtocolError 1009', new ProtocolError(1009, 'decoded message exceeds the limit'), 1009],
-    ['ProtocolError 1010', new ProtocolError(1010, 'mandatory'), 1010],
-    ['another error', new Error('invalid compressed data'), 1007]
+  // An extension's ProtocolError is reported as it is; any other error as WS_ERR_EXTENSION_DECODE, 1007.
+  const cases: Array<[string, Error, number, string]> = [
+    ['ProtocolError 1009', new ProtocolError('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'decoded message exceeds the limit', 1009), 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'],
+    ['ProtocolError 1010', new ProtocolError('XOR_MANDATORY', 'mandatory', 1010), 1010, 'XOR_MANDATORY'],
+    ['another error', new Error('invalid compressed data'), 1007, 'WS_ERR_EXTENSION_DECODE']
   ]
   for (const mode of ['sync', 'microtask', 'manual'] as const) {
-    for (const [name, error, code] of cases) {
+    for (const [name, error, code, errorCode] of cases) {
       const ext = new XorExtension(mode)
       ext.decodeFailure = (data) => data.equals(xor(Buffer.from('bad'))) ? error : null
       const { p, h } = setup('server', ext)
@@ -221,6 +222,7 @@ t.test('a decode error closes the connection with the error\'s code', async (t) 
       const reported = h.events.find((e) => e.type === 'error')
       t.ok(reported?.type === 'error' && reported.error instanceof ProtocolError && reported.error.closeCode === code,
         `${mode}, ${name}: onError with close code ${code}`)
+      t.equal(reported?.type === 'error' && (reported.error as ProtocolError).code, errorCode, `${mode}, ${name}: coded ${errorCode}`)
       const [closeFrame] = h.frames()
       t.equal(closeFrame?.payload.readUInt16BE(0), code, `${mode}, ${name}: close frame with ${code}`)
       t.equal(p.closeCode, code)
@@ -232,7 +234,7 @@ t.test('a decode error closes the connection with the error\'s code', async (t) 
 t.test('a synchronous decode error stops messages queued behind it', async (t) => {
   const ext = new XorExtension('manual')
   ext.nextModes.push('manual', 'sync')
-  ext.decodeFailure = (data) => data.equals(xor(Buffer.from('bad'))) ? new ProtocolError(1007, 'corrupt') : null
+  ext.decodeFailure = (data) => data.equals(xor(Buffer.from('bad'))) ? new ProtocolError('XOR_CORRUPT', 'corrupt', 1007) : null
   const { p, h } = setup('server', ext)
   p.receive(Buffer.concat([
     packed({ opcode: TEXT, payload: 'first' }),
@@ -405,9 +407,9 @@ t.test('an encode error fails the connection with 1011', async (t) => {
     const done: Array<Error | null | undefined> = []
     p.send('A', undefined, (err) => done.push(err))
     await eventCount(h, 'closeTransport', 1)
-    t.equal(done[0], ext.encodeFailure, `${mode}: done gets the error`)
+    t.match(done[0], { code: 'WS_ERR_EXTENSION_ENCODE', closeCode: 1011, cause: ext.encodeFailure }, `${mode}: done gets the error, coded, the extension's as its cause`)
     const reported = h.events.find((e) => e.type === 'error')
-    t.equal(reported?.type === 'error' && reported.error, ext.encodeFailure, `${mode}: onError gets it too`)
+    t.equal(reported?.type === 'error' && reported.error, done[0], `${mode}: onError gets it too`)
     t.same(h.frames().map((f) => [f.opcode, f.payload.readUInt16BE(0)]), [[CLOSE, 1011]], `${mode}: close 1011, no data frame`)
   }
 })
