@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, preCloseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { CompilerCache, checkMessageSettings } from '../messages/index.js'
 import { webSocketError } from '../protocol/errors.js'
@@ -7,7 +7,7 @@ import { injectWebSocket, type InjectWSHooks, type InjectWSOptions } from './inj
 import { checkPluginOptions } from './options.js'
 import { Registry } from './registry.js'
 import { Routes } from './route.js'
-import { ROUTE_DEFAULTS, resolveHandshakeTimeout, resolveSettings, type WebSocketPluginOptions } from './settings.js'
+import { ROUTE_DEFAULTS, resolveHandshakeTimeout, resolvePreClose, resolveSettings, type WebSocketPluginOptions } from './settings.js'
 import { UpgradeListener, readUpgradeRequestBody } from './upgrade.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
 
@@ -31,6 +31,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   checkPluginOptions(options)
   const settings = resolveSettings(ROUTE_DEFAULTS, options, 'fastify-rfc6455')
   const handshakeTimeout = resolveHandshakeTimeout(options)
+  const preClose = resolvePreClose(options)
   // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
   checkMessageSettings(settings, 'fastify-rfc6455')
 
@@ -67,9 +68,18 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   // Where Node allows it, only WebSocket handshakes come to onUpgrade; the rest are parsed by Node.
   const removeUpgradeFilter = installUpgradeFilter(server, upgrades.onUpgrade)
 
-  fastify.addHook('preClose', function goingAway (done) {
-    registry.goAway(done)
-  })
+  if (preClose === undefined) {
+    fastify.addHook('preClose', function goingAway (done) {
+      registry.goAway(done)
+    })
+  } else {
+    // The app's own round replaces the 1001 one; upgrades are refused from its start all the same.
+    fastify.addHook('preClose', function refuseUpgrades (done) {
+      registry.closing = true
+      done()
+    })
+    fastify.addHook('preClose', preClose as preCloseHookHandler) // either form: Fastify tells them apart by their length
+  }
   fastify.addHook('onClose', function detach (_instance, done) {
     upgrades.stop()
     server.removeListener('upgrade', upgrades.onUpgrade)

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { BufferFullPolicy } from '../connection/connection.js'
 import { DEFAULTS } from '../defaults.js'
 import { WebSocketError } from '../errors.js'
@@ -86,7 +86,23 @@ export interface WebSocketPluginOptions extends WebSocketRouteSettings {
    * validation, auth): past it the socket is destroyed. Default 10 s.
    */
   handshakeTimeout?: number
+  /**
+   * Replaces the shutdown round (every open connection closed with 1001,
+   * then waited for) with your own, as a `preClose` hook: `preClose(done)`
+   * or `async preClose()`, with the Fastify instance as `this`. Close the
+   * connections (`this.websocket.clients`) the way you want; upgrades are
+   * refused from the moment it starts.
+   */
+  preClose?: WebSocketPreClose
 }
+
+/**
+ * Fastify's `preClose` hook, either form. One signature rather than
+ * Fastify's union of two, so that `async preClose () { this… }` gets the
+ * instance as `this` (a union gives a function without parameters no
+ * contextual type).
+ */
+export type WebSocketPreClose = (this: FastifyInstance, done: HookHandlerDoneFunction) => void | Promise<unknown>
 
 /** A route's settings: the plugin's, then the route's own, every one filled in and checked. */
 export interface ResolvedSettings {
@@ -192,4 +208,11 @@ export function resolveHandshakeTimeout (options: WebSocketPluginOptions): numbe
     throw invalidOption(`fastify-rfc6455: handshakeTimeout must be a positive number of milliseconds, got ${timeout}`)
   }
   return timeout
+}
+
+/** The plugin-level-only `preClose`, checked (@fastify/websocket's message, word for word). */
+export function resolvePreClose (options: WebSocketPluginOptions): WebSocketPluginOptions['preClose'] {
+  const preClose = options.preClose
+  if (preClose !== undefined && typeof preClose !== 'function') throw invalidOption('invalid preClose function')
+  return preClose
 }
