@@ -43,12 +43,12 @@ interface ExpectedFailure {
   readme?: RegExp
 }
 
-// As of main at bda4ae5 (issue 10 items 1, 2, 3, 4, 8, 9, 11 in): 66 tests, 49 pass, these 17 fail.
-// Not listed because it passes, though for the wrong reason until item 6 lands:
-// 'Should Handle WebSocket errors to avoid Node.js crashes' asserts
-// err.code === 'WS_ERR_UNEXPECTED_RSV_2_3' inside the connection's error
-// listener; the code is undefined, the assertion throws there, and the plugin
-// catches a throwing listener (logged, close 1011), so the plan is met.
+// As of main at 3749365 (issue 10 items 1–11 in): 66 tests, 52 pass, these 14 fail.
+// A test that asserts inside a connection listener can pass without its
+// assertion holding: the plugin catches a throwing listener (errorHandler, or
+// logged and closed with 1011), and t.plan counts the assertion. 'Should Handle
+// WebSocket errors to avoid Node.js crashes' passed that way before item 6 gave
+// errors their code; it holds now (WS_ERR_UNEXPECTED_RSV_2_3 checked by hand).
 const EXPECTED_FAILURES: ExpectedFailure[] = [
   // ── ws-only: the test inspects the ws object or passes a ws option ──────────
   {
@@ -86,37 +86,16 @@ const EXPECTED_FAILURES: ExpectedFailure[] = [
     why: 'passes `options: { clientTracking: false }` (a ws option); register throws WS_ERR_UNKNOWN_OPTION: connections are always tracked (shutdown, maxConnections)',
     readme: /\bclientTracking\b/
   },
-
-  // ── pending: issue 10 items not on main yet (these entries go when they land) ──
-  {
-    file: 'base.test.js',
-    test: 'Should fail if custom errorHandler is not a function',
-    kind: 'pending',
-    item: 5,
-    why: '`errorHandler: {}` is accepted; the test expects register and listen to reject with the message \'invalid errorHandler function\' (exactly)'
-  },
-  {
-    file: 'base.test.js',
-    test: 'Should run custom errorHandler when the raw socket emits an error',
-    kind: 'pending',
-    item: 5,
-    why: 'a peer\'s `a2 00` frame (RSV2+RSV3) closes with 1002 but errorHandler is not called (item 5), and the error has no code: the test wants WS_ERR_UNEXPECTED_RSV_2_3 (item 6) and request.ws; it waits for ever (killed by the harness)'
-  },
   {
     file: 'base.test.js',
     test: 'Should be able to pass preClose option to override default',
-    kind: 'pending',
-    item: 7,
-    why: 'the preClose option is ignored, so its assertion never runs. Once item 7 lands the custom preClose runs `fastify.websocketServer.clients` (ws\'s server object, `app.websocket.clients` here): a TypeError unless preClose errors are only logged, so this may stay, as ws-only',
+    kind: 'ws-only',
+    why: 'its custom preClose (called, item 7) closes the clients through `fastify.websocketServer.clients`, ws\'s server object (`app.websocket.clients` here): TypeError "Cannot read properties of undefined (reading \'clients\')", so app.close() rejects',
     readme: /\bwebsocketServer\b/
   },
-  {
-    file: 'base.test.js',
-    test: 'Should fail if custom preClose is not a function',
-    kind: 'pending',
-    item: 7,
-    why: '`preClose: \'Not a function\'` is accepted; the test expects the message \'invalid preClose function\' (exactly)'
-  },
+
+  // ── pending: none; issue 10 items 1–11 are all on main. An entry of this kind
+  // names the item whose landing makes its test pass, and goes when it lands. ──
 
   // ── difference: this plugin behaves otherwise on purpose (no item of issue 10 changes it) ──
   {
