@@ -104,6 +104,10 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
     if (typeof options === 'function') {
       callback = options
       options = undefined
+    } else if (options !== undefined && (options as { fin?: unknown }).fin === false) {
+      // ws sends a message in pieces with `fin: false`; sent here as messages of their
+      // own, the pieces would reach the peer wrong without a word.
+      throw webSocketError('WS_ERR_INVALID_ARGUMENT', 'send(data, { fin: false }) is not supported: send whole messages, or write them to createWebSocketStream(conn)')
     }
     const internal = this.#internal
     if (!internal.canSend) {

@@ -50,6 +50,20 @@ t.test('send: strings go as text, bytes as binary, and options.binary overrides'
   ws.terminate()
 })
 
+t.test('send(data, { fin: false }), ws\'s way of sending a message in pieces, is refused rather than sent as separate messages', async (t) => {
+  const app = await build(t)
+  const conns = accept(app, '/s')
+  await listen(app)
+  const ws = await connect(app, '/s')
+  const conn = await conns.next()
+  const inbox = inboxOf(ws)
+  t.throws(() => conn.send('part one', { fin: false } as never), { code: 'WS_ERR_INVALID_ARGUMENT', message: /fin: false/ })
+  // ws's other send options change nothing here; fin: true is a whole message.
+  conn.send('whole', { fin: true, compress: false } as never)
+  t.same(await inbox.next(), { data: Buffer.from('whole'), isBinary: false }, 'the refused piece was never sent')
+  ws.terminate()
+})
+
 t.test('receive: data is a Buffer and isBinary tells text from binary', async (t) => {
   const app = await build(t)
   const conns = accept(app, '/r')
