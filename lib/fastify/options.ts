@@ -44,7 +44,10 @@ const INSTEAD: Readonly<Record<string, string>> = {
   host: 'remove it: the plugin has no server of its own; pass it to `app.listen({ port, host, backlog })`',
   backlog: 'remove it: the plugin has no server of its own; pass it to `app.listen({ port, host, backlog })`',
   WebSocket: 'remove it: connections are this plugin\'s `WebSocketConnection`; there is no class to substitute',
-  connectionOptions: 'remove it: the handler receives the connection itself, not a stream around it'
+  connectionOptions: 'remove it: the handler receives the connection itself, not a stream around it',
+  // @fastify/websocket's own, from before v8: a handler for upgrades to routes without one.
+  handle: 'remove it: only routes with `{ websocket: true }` or a `wsHandler` open connections; ' +
+    'an upgrade to another route is answered by its HTTP handler, and to no route by the 404 handler'
 }
 
 /** Checks the keys of the plugin options given to `register`. */

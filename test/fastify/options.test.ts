@@ -41,6 +41,13 @@ t.test('@fastify/websocket\'s `options: { … }` for ws is refused at register, 
   }
 })
 
+t.test('@fastify/websocket\'s old `handle` option is refused, saying which routes open connections', async (t) => {
+  t.match(await registerError({ handle: () => {} }), {
+    code: 'WS_ERR_UNKNOWN_OPTION',
+    message: /"handle": remove it: only routes with `\{ websocket: true \}` or a `wsHandler` open connections/
+  })
+})
+
 t.test('ws\'s options at the top level are refused with the same guidance', async (t) => {
   t.match(await registerError({ verifyClient: () => true }), {
     code: 'WS_ERR_UNKNOWN_OPTION',
