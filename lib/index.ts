@@ -3,7 +3,9 @@ import type {
   FastifyTypeProviderDefault, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault,
   RouteGenericInterface, RouteOptions
 } from 'fastify'
-import plugin, { type BroadcastOptions, type WebSocketPluginOptions, type WebSocketRegistry, type WebSocketRouteSettings } from './fastify/plugin.js'
+import plugin, {
+  type BroadcastOptions, type WebSocketErrorHandler, type WebSocketPluginOptions, type WebSocketPreClose, type WebSocketRegistry, type WebSocketRouteSettings
+} from './fastify/plugin.js'
 import type { WebSocketConnection } from './connection/connection.js'
 import type { InjectWSHooks, InjectWSOptions } from './fastify/inject.js'
 import type { IncomingMessageOf, JsonWebSocketConnection, OutgoingMessageOf } from './messages/index.js'
@@ -16,7 +18,7 @@ export { WebSocketError } from './errors.js'
 export { WebSocketUpgradeError, type InjectWSHooks, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'
 export { ProtocolError } from './protocol/errors.js'
-export type { BroadcastOptions, WebSocketPluginOptions, WebSocketRegistry, WebSocketRouteSettings }
+export type { BroadcastOptions, WebSocketErrorHandler, WebSocketPluginOptions, WebSocketPreClose, WebSocketRegistry, WebSocketRouteSettings }
 export { JsonWebSocketConnection, InvalidMessageError, InvalidMessageCode } from './messages/index.js'
 export type {
   BinaryMessagePolicy, DiscriminatorOf, IncomingMessageOf, InvalidMessageBody, InvalidMessagePolicy, JsonMessageHandler,

@@ -20,10 +20,10 @@ const MAIN_VALUES = [
   'WebSocketError', 'WebSocketUpgradeError', 'createWebSocketStream', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
 ]
 const MAIN_TYPES = [
-  'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSOptions',
+  'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
-  'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketEventMap', 'WebSocketHandler',
-  'WebSocketPluginOptions', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings', 'WebSocketStreamOptions'
+  'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketErrorHandler', 'WebSocketEventMap', 'WebSocketHandler',
+  'WebSocketPluginOptions', 'WebSocketPreClose', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings', 'WebSocketStreamOptions'
 ]
 
 /** `fastify-rfc6455/protocol`: the sans-I/O core. */

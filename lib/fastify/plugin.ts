@@ -12,7 +12,7 @@ import { UpgradeListener, readUpgradeRequestBody } from './upgrade.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
 
 export type { BroadcastOptions, WebSocketRegistry } from './registry.js'
-export type { WebSocketPluginOptions, WebSocketRouteSettings } from './settings.js'
+export type { WebSocketErrorHandler, WebSocketPluginOptions, WebSocketPreClose, WebSocketRouteSettings } from './settings.js'
 
 // Marks a server that already has the plugin's upgrade listener: two would both answer every upgrade.
 const kRegistered = Symbol('fastify-rfc6455.registered')
