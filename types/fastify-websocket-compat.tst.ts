@@ -1,6 +1,7 @@
 // What @fastify/websocket's own type tests check, asked of this plugin: the
 // handler forms, route generics, type providers, injectWS and the connection's
 // events, so code typed against @fastify/websocket keeps its types here.
+// errorHandler and preClose in depth: error-handler.tst.ts, pre-close.tst.ts.
 
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
@@ -31,6 +32,24 @@ describe('registration', () => {
     expect(app.register).type.toBeCallableWith(websocket)
     expect(app.register).type.toBeCallableWith(websocket, {})
     expect(fastifyRfc6455).type.toBe(websocket)
+  })
+
+  test('an errorHandler written for @fastify/websocket, with its parameters annotated', () => {
+    app.register(websocket, {
+      errorHandler: function (error: Error, conn: WebSocketConnection, request: FastifyRequest, reply: FastifyReply): void {
+        expect(this).type.toBe<FastifyInstance>()
+        expect(error).type.toBe<Error>()
+        expect(conn).type.toBe<WebSocketConnection>()
+        expect(request).type.toBe<FastifyRequest>()
+        expect(reply).type.toBe<FastifyReply>()
+      }
+    })
+  })
+
+  test('preClose, either form, with the instance as `this`', () => {
+    app.register(websocket, { preClose: function syncPreClose (done) { expect(this).type.toBe<FastifyInstance>(); done() } })
+    app.register(websocket, { preClose: async function asyncPreClose () { expect(this).type.toBe<FastifyInstance>() } })
+    expect(app.register).type.not.toBeCallableWith(websocket, { preClose: 'now' })
   })
 })
 
@@ -283,6 +302,17 @@ describe('injectWS', () => {
     expect(app.injectWS('/')).type.toBe<Promise<WebSocketConnection<undefined>>>()
     expect(app.injectWS('/', {})).type.toBe<Promise<WebSocketConnection<undefined>>>()
     expect(app.injectWS('/', { headers: { 'api-key': 'secret' } })).type.toBe<Promise<WebSocketConnection<undefined>>>()
+  })
+
+  test('onInit and onOpen get the client connection', () => {
+    expect(app.injectWS('/', {}, {})).type.toBe<Promise<WebSocketConnection<undefined>>>()
+    app.injectWS('/', {}, {
+      onInit (conn) { expect(conn).type.toBe<WebSocketConnection<undefined>>() }
+    })
+    app.injectWS('/', {}, {
+      onOpen (conn) { expect(conn).type.toBe<WebSocketConnection<undefined>>() }
+    })
+    expect(app.injectWS).type.not.toBeCallableWith('/', {}, { onOpen: 'now' })
   })
 })
 
