@@ -81,3 +81,49 @@ export const MAX_OWED_PINGS = 1000
  * `maxPendingBytes` option overrides it where a connection is made directly.
  */
 export const PENDING_BYTES_FLOOR = 1024 * 1024
+
+/**
+ * permessage-deflate (RFC 7692), when a route turns `compression` on; off by
+ * default (`DEFAULTS`-style reasons here, the measured costs in README):
+ * compressing costs CPU on every message, and compressing data a peer can
+ * influence together with secrets in the same message leaks them (the
+ * BREACH/CRIME class of attacks), so it is each application's decision.
+ */
+export const COMPRESSION_DEFAULTS = {
+  /**
+   * Messages under 1 KiB are sent as they are: deflate's framing and the
+   * loss of a fresh context leave little to gain on them, and most chat and
+   * control messages are that small, so they skip zlib entirely.
+   */
+  threshold: 1024,
+  /**
+   * zlib level 1..9 for outgoing messages: 6, zlib's own default (what ws
+   * uses), a good ratio on JSON at a CPU cost far below 9.
+   */
+  level: 6,
+  /** zlib memLevel: 8, zlib's default; 9 gains little and costs 128 KiB more per compressor. */
+  memLevel: 8,
+  /**
+   * The server starts every message with a fresh context (it asks for
+   * `server_no_context_takeover`): no compressor is kept per connection —
+   * with one, zlib holds about 256 KiB per connection for window 15 — and a
+   * broadcast is compressed once for every receiver instead of once per receiver.
+   */
+  serverContextTakeover: false,
+  /**
+   * Clients are asked to start every message with a fresh context
+   * (`client_no_context_takeover`), so no inflater (about 44 KiB at window
+   * 15) is kept per connection between messages: an idle compressed
+   * connection costs no zlib memory.
+   */
+  clientContextTakeover: false,
+  /** Windows of 15 bits (32 KiB), the largest: the best ratio; with no context kept it is only held while a message is being processed. */
+  serverMaxWindowBits: 15,
+  clientMaxWindowBits: 15,
+  /**
+   * zlib jobs on libuv's thread pool at once, across all connections: 2,
+   * half of the pool's default 4 threads, so compression never starves file
+   * system and DNS work that shares the pool.
+   */
+  concurrency: 2
+}

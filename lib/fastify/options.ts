@@ -29,7 +29,8 @@ const INSTEAD: Readonly<Record<string, string>> = {
   maxFragments: 'use `maxMessagePieces` and `minAveragePieceSize` (how many pieces a message may arrive in)',
   maxBufferedChunks: 'use `maxMessagePieces` and `minAveragePieceSize` (how many pieces a message may arrive in)',
   maxPendingAutoPongs: 'use `maxBufferedAmount`: pongs the peer does not read count toward it',
-  perMessageDeflate: 'remove it: permessage-deflate (compression) is not implemented, connections are never compressed',
+  perMessageDeflate: 'use `compression`: `true`, or preferences (threshold, level, context takeover, windows); ' +
+    'README, "Compression"',
   skipUTF8Validation: 'remove it: text messages are always checked to be UTF-8 (RFC 6455 §8.1); ' +
     'send bytes that are not text as binary messages',
   allowSynchronousEvents: 'remove it: it has no equivalent here (messages are emitted as they are parsed)',

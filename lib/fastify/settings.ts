@@ -5,11 +5,18 @@ import { WebSocketError } from '../errors.js'
 import type { BinaryMessagePolicy, InvalidMessagePolicy, JsonMessageSettings, JsonWebSocketConnection } from '../messages/index.js'
 import type { SubprotocolSelector } from '../protocol/handshake.js'
 import { pieceLimits } from '../protocol/piece-limit.js'
+import { resolveCompression } from '../compression/settings.js'
+import type { CompressionOptions, ResolvedCompression } from '../compression/types.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
   /** Largest incoming message in bytes (sum of fragments). Default 1 MiB; past it, close 1009. */
   maxMessageSize?: number
+  /**
+   * permessage-deflate (RFC 7692): `false` (default), `true`, or preferences.
+   * Accepted when the client offers it (browsers always do). README, "Compression".
+   */
+  compression?: boolean | CompressionOptions
   /**
    * A message may arrive in this many pieces (a frame's bytes from one read,
    * or an empty frame), plus one per `minAveragePieceSize` bytes; past that,
@@ -107,6 +114,7 @@ export type WebSocketPreClose = (this: FastifyInstance, done: HookHandlerDoneFun
 /** A route's settings: the plugin's, then the route's own, every one filled in and checked. */
 export interface ResolvedSettings {
   maxMessageSize: number
+  compression: ResolvedCompression | false
   maxMessagePieces: number
   minAveragePieceSize: number
   closeTimeout: number
@@ -127,6 +135,7 @@ export interface ResolvedSettings {
 // the README's Typed JSON messages section); this only lists which settings exist.
 export const ROUTE_DEFAULTS: ResolvedSettings = {
   maxMessageSize: DEFAULTS.maxMessageSize,
+  compression: false,
   maxMessagePieces: DEFAULTS.maxMessagePieces,
   minAveragePieceSize: DEFAULTS.minAveragePieceSize,
   closeTimeout: DEFAULTS.closeTimeout,
@@ -167,6 +176,13 @@ export function resolveSettings (base: ResolvedSettings, overrides: WebSocketRou
   if (overrides === undefined) return out
   for (const key of Object.keys(ROUTE_DEFAULTS) as Array<keyof ResolvedSettings>) {
     if (overrides[key] !== undefined) (out as any)[key] = overrides[key]
+  }
+  if (overrides.compression !== undefined) {
+    try {
+      out.compression = resolveCompression(overrides.compression, base.compression)
+    } catch (error) {
+      throw invalid((error as Error).message)
+    }
   }
   if (!Number.isSafeInteger(out.maxMessageSize) || out.maxMessageSize < 0) {
     throw invalid(`maxMessageSize must be a non-negative integer, got ${out.maxMessageSize}`)
