@@ -29,14 +29,14 @@ const MAIN_TYPES = [
 /** `fastify-rfc6455/protocol`: the sans-I/O core. */
 const PROTOCOL_VALUES = [
   'CloseCode', 'DEFAULT_MAX_MESSAGE_PIECES', 'DEFAULT_MIN_AVERAGE_PIECE_SIZE', 'ERROR_CODES', 'FrameParser', 'MAX_CLOSE_REASON_BYTES',
-  'Opcode', 'ProtocolError', 'ReadyState', 'Utf8Validator', 'WEBSOCKET_GUID', 'WEBSOCKET_VERSION', 'WebSocketError', 'WebSocketProtocol',
-  'buildClientRequest', 'buildUpgradeResponse', 'computeAccept', 'encodeCloseFrame', 'encodeControlFrame', 'encodeFrame', 'formatExtensions', 'generateKey',
+  'Opcode', 'PERMESSAGE_DEFLATE', 'ProtocolError', 'ReadyState', 'Utf8Validator', 'WEBSOCKET_GUID', 'WEBSOCKET_VERSION', 'WebSocketError', 'WebSocketProtocol',
+  'acceptDeflateResponse', 'buildClientRequest', 'buildUpgradeResponse', 'computeAccept', 'deflateOffer', 'encodeCloseFrame', 'encodeControlFrame', 'encodeFrame', 'formatExtensions', 'generateKey',
   'headerHasToken', 'isControlOpcode', 'isKnownOpcode', 'isToken', 'isValidKey', 'isValidUtf8', 'isValidWireCloseCode', 'maskInto',
-  'parseExtensions', 'parseResponseHead', 'parseSubprotocols', 'selectSubprotocol', 'toBuffer', 'truncateReason', 'unmaskInPlace',
+  'negotiateDeflate', 'parseExtensions', 'parseResponseHead', 'parseSubprotocols', 'selectSubprotocol', 'toBuffer', 'truncateReason', 'unmaskInPlace',
   'validateHandshake', 'validateServerResponse'
 ]
 const PROTOCOL_TYPES = [
-  'ClientRequestOptions', 'ClosingErrorCode', 'ErrorCode', 'ErrorCodeInfo', 'ExtensionOffer', 'FrameOptions', 'FrameParserOptions',
+  'ClientRequestOptions', 'ClosingErrorCode', 'DeflateParams', 'DeflatePreferences', 'ErrorCode', 'ErrorCodeInfo', 'ExtensionOffer', 'FrameOptions', 'FrameParserOptions',
   'FrameParserSink', 'HandshakeAccepted', 'HandshakeRefused', 'HandshakeRequest', 'HandshakeResult', 'MessageExtension', 'PieceLimitOptions', 'ProtocolHandler',
   'ProtocolOptions', 'ResponseHead', 'Role', 'SubprotocolSelector', 'UpgradeResponseOptions'
 ]

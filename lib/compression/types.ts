@@ -2,17 +2,8 @@
 // (lib/protocol/permessage-deflate.ts, sans-I/O), the codec
 // (lib/compression/*, zlib) and the Fastify glue.
 
-/** The parameters both sides agreed on for one connection (RFC 7692 §7.1). */
-export interface DeflateParams {
-  /** The server resets its compression context after every message. */
-  serverNoContextTakeover: boolean
-  /** The client resets its compression context after every message. */
-  clientNoContextTakeover: boolean
-  /** LZ77 window (bits) the server compresses with: 9..15 (zlib's raw deflate has no 8). */
-  serverMaxWindowBits: number
-  /** LZ77 window (bits) the client compresses with: 8..15; 15 when not negotiated. */
-  clientMaxWindowBits: number
-}
+/** The agreed parameters: defined with the negotiation, which the protocol core owns. */
+export type { DeflateParams } from '../protocol/permessage-deflate.js'
 
 /** The `compression` setting as given: `false`, `true`, or preferences. */
 export interface CompressionOptions {

@@ -17,6 +17,9 @@ export {
 export { buildClientRequest, generateKey, parseResponseHead, validateServerResponse, type ClientRequestOptions, type ResponseHead } from './client-handshake.js'
 export { formatExtensions, headerHasToken, isToken, parseExtensions, parseSubprotocols, type ExtensionOffer } from './header-lists.js'
 export { maskInto, unmaskInPlace } from './mask.js'
+export {
+  PERMESSAGE_DEFLATE, acceptDeflateResponse, deflateOffer, negotiateDeflate, type DeflateParams, type DeflatePreferences
+} from './permessage-deflate.js'
 export { Opcode, isControlOpcode, isKnownOpcode } from './opcodes.js'
 export { DEFAULT_MAX_MESSAGE_PIECES, DEFAULT_MIN_AVERAGE_PIECE_SIZE, type PieceLimitOptions } from './piece-limit.js'
 export { ReadyState, WebSocketProtocol, type ProtocolHandler, type ProtocolOptions } from './protocol.js'
