@@ -32,12 +32,13 @@ function paramsFor (scenario, options, environment) {
 function formatProgress (result, scenario) {
   if (result.unsupported) return `n/a (${result.reason})`
   if (result.failure) return `FAILED: ${result.failure.split('\n')[0]}`
-  const values = scenario.metrics.map((metric) => `${metric.key}=${result.metrics[metric.key].toFixed(1)}`).join(' ')
+  const values = scenario.metrics.map((metric) => `${metric.key}=${result.metrics[metric.key]?.toFixed(1) ?? '?'}`).join(' ')
   const percent = (value) => value === null || value === undefined ? '?' : `${value.toFixed(0)}%`
   const cpu = result.generatorCpu === undefined
     ? ''
     : `  gen ${percent(result.generatorCpu)} srv ${percent(result.serverCpu)} other ${percent(result.otherCpu)}`
-  return `${values}${cpu}`
+  const compressed = typeof result.compressedShare === 'number' ? `  compressed ${(result.compressedShare * 100).toFixed(0)}%` : ''
+  return `${values}${compressed}${cpu}`
 }
 
 async function runCell (fleet, scenario, serverId, options, environment, params) {

@@ -104,7 +104,7 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
         ...running.map((id) => metricCell(byServer.get(id), metric, byServer.get(REFERENCE), id === REFERENCE))
       ])
     }
-    if (scenario.id !== 'idle') cpuRows.push([name, ...running.map((id) => cpuCell(byServer.get(id)))])
+    if (!scenario.untimed) cpuRows.push([name, ...running.map((id) => cpuCell(byServer.get(id)))])
   }
 
   const notes = []
@@ -115,6 +115,9 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
       rounds.forEach((round, index) => {
         if (round?.unsupported) reasons.add(`n/a: ${round.reason}`)
         if (round?.failure) reasons.add(`round ${index + 1} failed: ${round.failure.split('\n')[0]}`)
+        // Compression scenarios: a server may send some messages uncompressed (below its threshold, say).
+        const share = round?.compressedShare
+        if (typeof share === 'number' && share < 1) reasons.add(`${(share * 100).toFixed(0)}% of the messages it sent were compressed`)
       })
       for (const reason of reasons) notes.push(`- ${scenario.id} / ${id}: ${reason}`)
     }

@@ -2,6 +2,8 @@
 // into load-generator jobs for one server.
 
 import { setTimeout as sleep } from 'node:timers/promises'
+import { DEFLATE_BROADCAST_ROUTE, DEFLATE_ECHO_ROUTE } from './compression.mjs'
+import { DASHBOARD_MESSAGES } from './dashboard-messages.mjs'
 import { JSON_ROUTE } from './json-message.mjs'
 
 // Slack on top of a timed job's window for connecting, draining and closing.
@@ -29,6 +31,11 @@ const rate = (label) => ({ key: 'rate', label, unit: 'rate', better: 'higher' })
 // Where the generator saturates, the rate is its limit; what the server spent
 // per operation still compares the servers.
 const serverCpuPerOp = (label) => ({ key: 'cpuPerOp', label, unit: 'micros', better: 'lower' })
+// Frame bytes (headers included) of each message the server sent, as the generator read them.
+const wireBytes = (label) => ({ key: 'wireBytes', label, unit: 'bytes', better: 'lower' })
+
+const sizes = DASHBOARD_MESSAGES.map((message) => message.length)
+const JSON_SIZES = `JSON ${Math.min(...sizes)}–${Math.max(...sizes)} B`
 
 /** Adds the server's CPU time per operation (µs) to a timed job's result. */
 async function withCpuPerOp (pending) {
@@ -51,25 +58,29 @@ function echoScenario (id, title, size, full, smoke) {
   }
 }
 
-async function measureIdle (ctx) {
+const IDLE_JOBS = { open: 'idle-open', close: 'idle-close', path: '/echo' }
+const DEFLATE_IDLE_JOBS = { open: 'deflate-idle-open', close: 'deflate-idle-close', path: DEFLATE_ECHO_ROUTE }
+
+async function measureIdle (ctx, jobs = IDLE_JOBS) {
   const { params, load } = ctx
   // In full mode a fresh server: allocator pages freed by earlier scenarios
   // would otherwise absorb the new connections and hide their cost.
   const server = ctx.smoke ? ctx.server : await ctx.startFreshServer()
   try {
     const before = await server.memory()
-    const opened = await load.run({ kind: 'idle-open', port: server.port, path: '/echo', count: params.count }, IDLE_TIMEOUT_MS)
+    const opened = await load.run({ kind: jobs.open, port: server.port, path: jobs.path, count: params.count }, IDLE_TIMEOUT_MS)
     if (opened.failure) return opened
     await sleep(ctx.smoke ? IDLE_SETTLE_MS.smoke : IDLE_SETTLE_MS.full)
     const after = await server.memory()
-    const closed = await load.run({ kind: 'idle-close', verify: true, payload: SMALL }, IDLE_TIMEOUT_MS)
+    const closed = await load.run({ kind: jobs.close, verify: true, payload: SMALL }, IDLE_TIMEOUT_MS)
     if (closed.failure) return closed
     const js = (memory) => memory.heapUsed + memory.external
     return {
       metrics: {
         rss: (after.rss - before.rss) / opened.opened,
         heap: (js(after) - js(before)) / opened.opened
-      }
+      },
+      compressedShare: opened.compressedShare
     }
   } finally {
     if (server !== ctx.server) await server.stop()
@@ -95,6 +106,7 @@ export const SCENARIOS = [
     describe: (p) => `${p.count} open`,
     full: { count: 10_000 },
     smoke: { count: 100 },
+    untimed: true,
     metrics: [
       { key: 'rss', label: 'server RSS per conn', unit: 'bytes', better: 'lower' },
       { key: 'heap', label: 'server heap+external per conn', unit: 'bytes', better: 'lower' }
@@ -134,6 +146,43 @@ export const SCENARIOS = [
     requires: 'json',
     metrics: [rate('msg/s')],
     measure: (ctx) => timedJob(ctx, { kind: 'echo', path: JSON_ROUTE, payload: { kind: 'json' }, ...ctx.params })
+  },
+  // permessage-deflate (RFC 7692): the generator offers it as browsers do,
+  // sends each message deflated on its own (RSV1), and inflates replies to
+  // check them. The messages: bench/lib/dashboard-messages.mjs.
+  {
+    id: 'deflate-json',
+    title: 'deflate echo',
+    describe: (p) => `${JSON_SIZES}, ${p.conns} conn × ${p.inflight} in flight`,
+    full: { conns: 100, inflight: 4 },
+    smoke: { conns: 2, inflight: 2 },
+    requires: 'deflate',
+    metrics: [rate('msg/s'), serverCpuPerOp('server CPU µs/msg'), wireBytes('bytes/msg on the wire')],
+    measure: (ctx) => withCpuPerOp(timedJob(ctx, { kind: 'deflate-echo', path: DEFLATE_ECHO_ROUTE, ...ctx.params }))
+  },
+  {
+    id: 'deflate-broadcast',
+    title: 'deflate broadcast',
+    describe: (p) => `${JSON_SIZES}, ${p.receivers} receivers + sender, ${p.inflight} in flight`,
+    full: { receivers: 1000, inflight: 32 },
+    smoke: { receivers: 20, inflight: 2 },
+    requires: 'deflate',
+    metrics: [rate('deliveries/s'), serverCpuPerOp('server CPU µs/delivery'), wireBytes('bytes/delivery on the wire')],
+    measure: (ctx) => withCpuPerOp(timedJob(ctx, { kind: 'deflate-broadcast', path: DEFLATE_BROADCAST_ROUTE, ...ctx.params }))
+  },
+  {
+    id: 'deflate-idle',
+    title: 'idle deflate connections',
+    describe: (p) => `${p.count} open, each after one ${JSON_SIZES} echo`,
+    full: { count: 2000 },
+    smoke: { count: 50 },
+    untimed: true,
+    requires: 'deflate',
+    metrics: [
+      { key: 'rss', label: 'server RSS per conn', unit: 'bytes', better: 'lower' },
+      { key: 'heap', label: 'server heap+external per conn', unit: 'bytes', better: 'lower' }
+    ],
+    measure: (ctx) => measureIdle(ctx, DEFLATE_IDLE_JOBS)
   }
 ]
 
@@ -141,7 +190,7 @@ export const SCENARIOS = [
 export function estimateRoundMs (scenarios, serverCount, timing, smoke) {
   let total = 0
   for (const scenario of scenarios) {
-    const perCell = scenario.id === 'idle' ? (smoke ? 150 : 6000) : timing.warmupMs + timing.durationMs + (smoke ? 100 : 400)
+    const perCell = scenario.untimed ? (smoke ? 150 : 6000) : timing.warmupMs + timing.durationMs + (smoke ? 100 : 400)
     total += perCell * serverCount
   }
   return total

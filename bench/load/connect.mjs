@@ -11,9 +11,11 @@ const MAX_RESPONSE_HEAD = 16 * 1024
 /**
  * Connects and performs the opening handshake. Resolves with the socket
  * paused, plus any bytes that arrived behind the 101 response, so the caller
- * can attach its frame reader before anything else is read.
+ * can attach its frame reader before anything else is read. `offer`, when
+ * given, is sent as Sec-WebSocket-Extensions; `extensions` is the server's
+ * answer (its Sec-WebSocket-Extensions lines joined), or null.
  */
-export function openWebSocket (port, path, timeoutMs = 10_000) {
+export function openWebSocket (port, path, timeoutMs = 10_000, offer = null) {
   return new Promise((resolve, reject) => {
     const key = randomBytes(16).toString('base64')
     const expectedAccept = createHash('sha1').update(key + GUID).digest('base64')
@@ -48,13 +50,15 @@ export function openWebSocket (port, path, timeoutMs = 10_000) {
         fail(new Error('wrong Sec-WebSocket-Accept'))
         return
       }
+      const answered = lines.filter((line) => /^sec-websocket-extensions:/i.test(line))
+        .map((line) => line.slice(line.indexOf(':') + 1).trim())
       settled = true
       clearTimeout(timer)
       socket.pause()
       socket.off('data', onData)
       socket.off('error', fail)
       socket.off('close', onEarlyClose)
-      resolve({ socket, leftover: head.subarray(end + 4) })
+      resolve({ socket, leftover: head.subarray(end + 4), extensions: answered.length === 0 ? null : answered.join(', ') })
     }
     const onEarlyClose = () => fail(new Error('connection closed during handshake'))
 
@@ -67,6 +71,7 @@ export function openWebSocket (port, path, timeoutMs = 10_000) {
       'Upgrade: websocket\r\n' +
       'Connection: Upgrade\r\n' +
       `Sec-WebSocket-Key: ${key}\r\n` +
+      (offer === null ? '' : `Sec-WebSocket-Extensions: ${offer}\r\n`) +
       'Sec-WebSocket-Version: 13\r\n\r\n'
     )
   })
@@ -74,9 +79,9 @@ export function openWebSocket (port, path, timeoutMs = 10_000) {
 
 /**
  * Opens `count` connections, `concurrency` handshakes at a time so that large
- * counts don't overflow the server's accept backlog.
+ * counts don't overflow the server's accept backlog; `offer` as in openWebSocket.
  */
-export async function openMany (port, path, count, concurrency = 64) {
+export async function openMany (port, path, count, concurrency = 64, offer = null) {
   const opened = []
   let next = 0
   let failed = false
@@ -84,7 +89,7 @@ export async function openMany (port, path, count, concurrency = 64) {
     while (next < count && !failed) {
       const index = next++
       try {
-        opened[index] = await openWebSocket(port, path)
+        opened[index] = await openWebSocket(port, path, undefined, offer)
       } catch (error) {
         failed = true
         throw error

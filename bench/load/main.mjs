@@ -3,6 +3,9 @@
 // the run, so its CPU use is reported beside every number.
 
 import { runBroadcast } from './broadcast.mjs'
+import { runDeflateBroadcast } from './deflate-broadcast.mjs'
+import { runDeflateEcho } from './deflate-echo.mjs'
+import { closeDeflateIdle, openDeflateIdle } from './deflate-idle.mjs'
 import { runEcho } from './echo.mjs'
 import { runHandshakes } from './handshake.mjs'
 import { closeIdle, openIdle } from './idle.mjs'
@@ -12,7 +15,11 @@ const jobs = {
   handshake: runHandshakes,
   broadcast: runBroadcast,
   'idle-open': openIdle,
-  'idle-close': closeIdle
+  'idle-close': closeIdle,
+  'deflate-echo': runDeflateEcho,
+  'deflate-broadcast': runDeflateBroadcast,
+  'deflate-idle-open': openDeflateIdle,
+  'deflate-idle-close': closeDeflateIdle
 }
 
 process.on('message', async ({ id, job }) => {

@@ -3,6 +3,7 @@
 import websocket from '@fastify/websocket'
 import Ajv from 'ajv'
 import Fastify from 'fastify'
+import { DEFLATE_BROADCAST_ROUTE, DEFLATE_ECHO_ROUTE, wsPerMessageDeflate } from '../lib/compression.mjs'
 import { chatMessageSchema, JSON_ROUTE } from '../lib/json-message.mjs'
 import { serve } from './child.mjs'
 
@@ -11,21 +12,26 @@ const OPEN = 1
 serve(async () => {
   const validate = new Ajv().compile(chatMessageSchema)
   const app = Fastify({ logger: false })
-  await app.register(websocket)
+  // ws's permessage-deflate, as on the bare ws server; only clients that
+  // offer it (the compression scenarios) get it.
+  await app.register(websocket, { options: { perMessageDeflate: wsPerMessageDeflate() } })
   // The same no-op hook the rfc6455 server has, so the handshake path costs the same.
   app.addHook('onRequest', async () => {})
 
-  app.get('/echo', { websocket: true }, (socket) => {
+  const echo = (socket) => {
     socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
-  })
-
-  app.get('/broadcast', { websocket: true }, (socket) => {
+  }
+  const broadcast = (socket) => {
     socket.on('message', (data, isBinary) => {
       for (const client of app.websocketServer.clients) {
         if (client.readyState === OPEN) client.send(data, { binary: isBinary })
       }
     })
-  })
+  }
+  app.get('/echo', { websocket: true }, echo)
+  app.get('/broadcast', { websocket: true }, broadcast)
+  app.get(DEFLATE_ECHO_ROUTE, { websocket: true }, echo)
+  app.get(DEFLATE_BROADCAST_ROUTE, { websocket: true }, broadcast)
 
   app.get(JSON_ROUTE, { websocket: true }, (socket) => {
     socket.on('message', (data) => {
@@ -45,5 +51,5 @@ serve(async () => {
   })
 
   await app.listen({ host: '127.0.0.1', port: 0 })
-  return { port: app.server.address().port, features: { broadcast: true, json: true } }
+  return { port: app.server.address().port, features: { broadcast: true, json: true, deflate: true } }
 })

@@ -1,10 +1,14 @@
 // Upper bound: answers the upgrade, then writes back whatever bytes arrive
 // without parsing frames. The echoed frames are still masked, which is not
 // valid server-to-client WebSocket; the load generator accepts them.
+// Offered permessage-deflate, it accepts with server_no_context_takeover:
+// the client's compressed frames, each deflated on its own, come back as
+// they are, which is what a server that compresses nothing costs.
 
 import { createHash } from 'node:crypto'
 import net from 'node:net'
 import { once } from 'node:events'
+import { DEFLATE_BROADCAST_ROUTE } from '../lib/compression.mjs'
 import { serve } from './child.mjs'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
@@ -54,14 +58,16 @@ function onConnection (socket) {
     }
     const key = keyLine.slice(keyLine.indexOf(':') + 1).trim()
     const accept = createHash('sha1').update(key + GUID).digest('base64')
+    const deflate = lines.some((line) => /^sec-websocket-extensions:.*permessage-deflate/i.test(line))
     socket.write(
       'HTTP/1.1 101 Switching Protocols\r\n' +
       'Upgrade: websocket\r\n' +
       'Connection: Upgrade\r\n' +
+      (deflate ? 'Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n' : '') +
       `Sec-WebSocket-Accept: ${accept}\r\n\r\n`
     )
     let onFrames = echo(socket)
-    if (path === '/broadcast') {
+    if (path === '/broadcast' || path === DEFLATE_BROADCAST_ROUTE) {
       broadcastGroup.add(socket)
       socket.on('close', () => broadcastGroup.delete(socket))
       onFrames = relayToGroup
@@ -79,6 +85,6 @@ serve(async () => {
   await once(server, 'listening')
   return {
     port: server.address().port,
-    features: { broadcast: true, json: 'the raw server does not parse frames' }
+    features: { broadcast: true, json: 'the raw server does not parse frames', deflate: true }
   }
 })

@@ -3,15 +3,18 @@
 import { once } from 'node:events'
 import Ajv from 'ajv'
 import { WebSocket, WebSocketServer } from 'ws'
+import { DEFLATE_BROADCAST_ROUTE, wsPerMessageDeflate } from '../lib/compression.mjs'
 import { chatMessageSchema, JSON_ROUTE } from '../lib/json-message.mjs'
 import { serve } from './child.mjs'
 
 serve(async () => {
   const validate = new Ajv().compile(chatMessageSchema)
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  // permessage-deflate is accepted only from clients that offer it: the
+  // compression scenarios' (bench/lib/compression.mjs says how it is set).
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: wsPerMessageDeflate() })
 
   wss.on('connection', (ws, request) => {
-    if (request.url === '/broadcast') {
+    if (request.url === '/broadcast' || request.url === DEFLATE_BROADCAST_ROUTE) {
       ws.on('message', (data, isBinary) => {
         for (const client of wss.clients) {
           if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary })
@@ -38,5 +41,5 @@ serve(async () => {
   })
 
   await once(wss, 'listening')
-  return { port: wss.address().port, features: { broadcast: true, json: true } }
+  return { port: wss.address().port, features: { broadcast: true, json: true, deflate: true } }
 })

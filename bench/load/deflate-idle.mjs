@@ -1,0 +1,76 @@
+// Idle compressed connections held open while the server's memory is read:
+// each negotiated permessage-deflate and exchanged one compressed message
+// (so whatever compression state the server keeps exists), then stays idle.
+// Two jobs, because the run reads the server's memory between them.
+
+import { DASHBOARD_MESSAGES } from '../lib/dashboard-messages.mjs'
+import { closeAll, handleControl } from './connect.mjs'
+import { DeflateFrameReader, FrameCycle, MessageInflater, openAgreed, replyProblem } from './deflate.mjs'
+import { CAPTURE_WAIT_MS, waitFor } from './window.mjs'
+
+let held = null
+
+export async function openDeflateIdle (job) {
+  if (held !== null) await closeDeflateIdle({})
+  const { connections, agreement } = await openAgreed(job.port, job.path, job.count, 100)
+  const cycle = new FrameCycle(DASHBOARD_MESSAGES, agreement, 1)
+  const counters = { messages: 0, wireBytes: 0, compressed: 0 }
+  held = connections.map(({ socket, leftover }, index) => {
+    const entry = { socket, inflater: new MessageInflater(agreement), lost: false, replies: 0, sent: [], problem: null }
+    const reader = new DeflateFrameReader({
+      counters,
+      inflater: entry.inflater,
+      onMessage (opcode, bytes, compressed, error) {
+        const expected = DASHBOARD_MESSAGES[entry.sent[entry.replies++] ?? 0]
+        const wrong = entry.replies > entry.sent.length
+          ? 'a message nobody asked for'
+          : replyProblem(expected, opcode, bytes, compressed, error)
+        if (wrong !== null) entry.problem ??= `connection ${index + 1}: ${wrong}`
+      },
+      onControl (opcode, data) { if (handleControl(socket, opcode, data)) entry.lost = true },
+      onError (reason) { entry.problem ??= `connection ${index + 1}: ${reason}` }
+    })
+    entry.send = (messageIndex) => {
+      entry.sent.push(messageIndex)
+      socket.write(cycle.take(messageIndex, 1))
+    }
+    socket.on('data', (chunk) => reader.push(chunk))
+    socket.on('error', () => { entry.lost = true })
+    socket.on('close', () => { entry.lost = true })
+    reader.push(leftover)
+    socket.resume()
+    return entry
+  })
+  held.forEach((entry, index) => entry.send(index % cycle.length))
+  const answered = () => held.every((entry) => entry.replies >= 1 || entry.lost || entry.problem !== null)
+  await waitFor(answered, CAPTURE_WAIT_MS + job.count)
+  let problem = held.find((entry) => entry.problem !== null)?.problem ?? null
+  const missing = held.filter((entry) => entry.replies < 1).length
+  const lost = held.filter((entry) => entry.lost).length
+  if (problem === null && lost > 0) problem = `${lost} connections were closed by the server`
+  if (problem === null && missing > 0) problem = `${missing} connections got no reply to their message`
+  if (problem !== null) {
+    await closeDeflateIdle({})
+    return { failure: problem }
+  }
+  return { opened: held.length, compressedShare: counters.compressed / counters.messages }
+}
+
+export async function closeDeflateIdle (job) {
+  if (held === null) return { failure: 'no idle connections are open' }
+  const entries = held
+  held = null
+  const lost = entries.filter((entry) => entry.lost).length
+  let failure = lost > 0 ? `${lost} idle connections were closed by the server` : null
+  if (job.verify && failure === null) {
+    // One more message on the first connection: it still echoes, and still inflates.
+    const probe = entries[0]
+    probe.send(1)
+    await waitFor(() => probe.replies >= 2 || probe.lost, CAPTURE_WAIT_MS)
+    if (probe.problem !== null) failure = probe.problem
+    else if (probe.replies < 2) failure = 'no echo on an idle compressed connection'
+  }
+  await closeAll(entries.map((entry) => entry.socket), 5000)
+  for (const entry of entries) entry.inflater.close()
+  return failure === null ? { closed: entries.length } : { failure }
+}
