@@ -234,6 +234,7 @@ export function deflateOffer (prefs: DeflatePreferences): ExtensionOffer {
  * and on a response that does not accept what the offer asked for.
  */
 export function acceptDeflateResponse (response: ExtensionOffer[], prefs: DeflatePreferences): DeflateParams | null {
+  const offered = readParams(deflateOffer(prefs)) as Params
   let element: ExtensionOffer | undefined
   for (const ext of response) {
     if (ext.name !== PERMESSAGE_DEFLATE) throw invalidResponse(`the server chose extension ${JSON.stringify(ext.name)}, which the client did not offer`)
@@ -243,7 +244,6 @@ export function acceptDeflateResponse (response: ExtensionOffer[], prefs: Deflat
   }
   if (element === undefined) return null
 
-  const offered = readParams(deflateOffer(prefs)) as Params
   const got = readParams(element)
   if (typeof got === 'string') throw invalidResponse(`permessage-deflate response: ${got}`)
 
