@@ -43,7 +43,7 @@ t.test('RFC 7692 §7.1.3 examples, answered as the RFC answers them', async (t) 
     // What Chromium and Firefox send.
     ['permessage-deflate; client_max_window_bits', KEEP, 'permessage-deflate', DEFAULT]
   ])
-  // A server that limits the client answers the fallback's client_max_window_bits with a value (§7.1.3's second option).
+  // A server that limits the client answers a valueless client_max_window_bits with a value (§7.1.2.2), as for the fallback option.
   t.same(serve('permessage-deflate; client_max_window_bits', { ...KEEP, clientMaxWindowBits: 10 }),
     { response: 'permessage-deflate; client_max_window_bits=10', params: params(false, false, 15, 10) })
   // §7.1.3: with no client_max_window_bits offered, the response must not have one, whatever the server would like.
