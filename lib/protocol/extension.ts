@@ -25,6 +25,13 @@ export interface MessageExtension {
    * WebSocketError already.
    */
   encode (data: Buffer, done: (err: Error | null, result?: Buffer, transformed?: boolean) => void): void
+  /**
+   * The most bytes a transformed message may take on the wire when its
+   * decoded size is at most `maxSize` (a compressor's framing can make
+   * incompressible data a little larger). The parser refuses a transformed
+   * message past this with 1009; without this member, past `maxSize`.
+   */
+  encodedSizeLimit? (maxSize: number): number
   /** Releases codec state when the connection ends. */
   close? (): void
 }

@@ -33,6 +33,8 @@ export interface FrameParserOptions extends PieceLimitOptions {
   maxMessageSize: number
   /** Set when a negotiated extension gives RSV1 a meaning. */
   allowRsv1?: boolean
+  /** Largest RSV1 (extension-encoded) message on the wire; default `maxMessageSize` (see MessageExtension#encodedSizeLimit). */
+  maxEncodedMessageSize?: number
 }
 
 const MAX_HEADER = 14
@@ -57,6 +59,7 @@ export class FrameParser {
   private readonly sink: FrameParserSink
   private readonly expectMasked: boolean
   private readonly maxMessageSize: number
+  private readonly maxEncodedMessageSize: number
   private readonly allowRsv1: boolean
   private readonly maxMessagePieces: number
   private readonly minAveragePieceSize: number
@@ -102,6 +105,7 @@ export class FrameParser {
     // A message larger than the biggest possible Buffer could never be
     // assembled: refuse it with 1009 rather than throw out of push().
     this.maxMessageSize = Math.min(options.maxMessageSize, bufferConstants.MAX_LENGTH)
+    this.maxEncodedMessageSize = Math.min(options.maxEncodedMessageSize ?? options.maxMessageSize, bufferConstants.MAX_LENGTH)
     this.allowRsv1 = options.allowRsv1 === true
     ;[this.maxMessagePieces, this.minAveragePieceSize] = pieceLimits(options)
   }
@@ -212,8 +216,12 @@ export class FrameParser {
       payloadLength = high * 0x100000000 + buf.readUInt32BE(cursor + 4)
       cursor += 8
     }
-    if (opcode < 0x8 && this.messageLength + payloadLength > this.maxMessageSize) {
-      return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', `message exceeds the limit of ${this.maxMessageSize} bytes`)
+    if (opcode < 0x8) {
+      // An extension-encoded message is limited on the wire by what its decoded limit allows.
+      const limit = (opcode === Opcode.Continuation ? this.messageCompressed : rsv1) ? this.maxEncodedMessageSize : this.maxMessageSize
+      if (this.messageLength + payloadLength > limit) {
+        return this.fail('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', `message exceeds the limit of ${limit} bytes`)
+      }
     }
     if (masked) {
       // Copied: the header may sit in the reusable headerBuf.
@@ -332,7 +340,7 @@ export class FrameParser {
     const current = this.message
     if (current !== null && current.length >= needed) return current
     const capacity = current === null ? 0 : current.length
-    const size = Math.min(Math.max(needed, capacity * 2, MIN_MESSAGE_BUFFER), this.maxMessageSize)
+    const size = Math.min(Math.max(needed, capacity * 2, MIN_MESSAGE_BUFFER), this.messageCompressed ? this.maxEncodedMessageSize : this.maxMessageSize)
     const grown = Buffer.allocUnsafe(size)
     if (current !== null) current.copy(grown, 0, 0, this.messageLength)
     this.message = grown
