@@ -17,7 +17,9 @@ export const PauseReason = {
   /** The readable side of a stream adapter (lib/stream.ts) is full. */
   Stream: 8,
   /** The application called `conn.pause()`. */
-  Application: 16
+  Application: 16,
+  /** Received messages wait for an asynchronous decode (permessage-deflate) past their budget. */
+  Decoding: 32
 } as const
 
 interface HeldMessage extends Message {

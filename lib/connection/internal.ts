@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import { DEFAULTS } from '../defaults.js'
+import { DEFAULTS, PENDING_BYTES_FLOOR } from '../defaults.js'
 import { publishLimit } from '../diagnostics.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ProtocolError, webSocketError, type WebSocketError } from '../protocol/errors.js'
@@ -53,7 +53,10 @@ export class ConnectionInternals extends Inbox implements ProtocolHandler {
       maxMessagePieces: options.maxMessagePieces,
       minAveragePieceSize: options.minAveragePieceSize,
       autoPong: false,
-      extension: options.extension
+      extension: options.extension,
+      // Messages waiting to be decompressed get the budget of messages held
+      // for a handler that is not listening yet, for the same reason.
+      maxDecodeBacklog: options.maxPendingBytes ?? Math.max(options.maxMessageSize, PENDING_BYTES_FLOOR)
     }, this)
   }
 
@@ -177,6 +180,11 @@ export class ConnectionInternals extends Inbox implements ProtocolHandler {
       publishLimit(limit, conn, error)
     }
     if (conn.listenerCount('error') > 0) emitSafely(conn, 'error', error)
+  }
+
+  onDecodeBacklog (backlogged: boolean): void {
+    if (backlogged) this.pauseFor(PauseReason.Decoding)
+    else this.resumeFrom(PauseReason.Decoding)
   }
 
   onCloseFrame (): void {

@@ -69,9 +69,9 @@ export abstract class Outbox {
     return this.core.readyState === ReadyState.OPEN && !this.core.closeSent
   }
 
-  /** Bytes handed to `send` that are not yet written to the kernel. */
+  /** Bytes handed to `send` that are not yet written to the kernel (those still being compressed included). */
   get bufferedAmount (): number {
-    return this.outBytes + this.socket.writableLength
+    return this.outBytes + this.socket.writableLength + this.core.pendingOutboundBytes
   }
 
   /**
@@ -97,7 +97,8 @@ export abstract class Outbox {
   enqueueFrame (frame: Buffer): boolean {
     if (!this.canSend) return false
     if (!this.admit(undefined, false)) return false
-    this.queue(frame)
+    // Through the protocol: behind any message still being compressed.
+    this.core.sendFrame(frame)
     return true
   }
 

@@ -25,6 +25,12 @@ export interface ProtocolHandler {
   onPong (data: Buffer): void
   /** The peer sent a close frame (the reply, if one was owed, is already written). */
   onCloseFrame? (code: number, reason: string): void
+  /**
+   * With an asynchronous extension: true once messages waiting to be decoded
+   * hold more than `maxDecodeBacklog` bytes (stop reading from the transport),
+   * false once they are down to half of it (read again).
+   */
+  onDecodeBacklog? (backlogged: boolean): void
   /** The peer broke the protocol (or an extension failed); a close frame with `error.closeCode` is written next. */
   onError (error: Error): void
   /**
@@ -45,9 +51,30 @@ export interface ProtocolOptions extends PieceLimitOptions {
   autoPong?: boolean
   /** The negotiated per-message extension, if any. */
   extension?: MessageExtension | null
+  /** Bytes of received messages waiting for the extension to decode before `onDecodeBacklog(true)`; default `maxMessageSize`. */
+  maxDecodeBacklog?: number
 }
 
-type Outgoing = { data: Buffer | string, isBinary: boolean, done?: (err?: Error | null) => void }
+/** A message to encode, or frames already encoded (`frames`) that keep their place behind the messages before them. */
+interface Outgoing {
+  data: Buffer
+  isBinary: boolean
+  frames: Buffer[] | null
+  /** Bytes it holds, for pendingOutboundBytes. */
+  size: number
+  done?: (err?: Error | null) => void
+}
+
+interface Incoming {
+  data: Buffer
+  isBinary: boolean
+  compressed: boolean
+  /** Memory it holds, for the decode backlog: its bytes, the read buffer it pins (counted once), the entry. */
+  cost: number
+}
+
+// Bookkeeping per queued message, so a flood of empty messages is bounded too.
+const ENTRY_COST = 64
 
 /**
  * The RFC 6455 state machine for one open connection: frames in through
@@ -75,10 +102,16 @@ export class WebSocketProtocol implements FrameParserSink {
   private reason = ''
 
   // Only used with an extension: keeps messages in order around asynchronous transforms.
-  private inbound: Array<{ data: Buffer, isBinary: boolean, compressed: boolean }> | null = null
+  private inbound: Incoming[] | null = null
   private decoding = false
+  // What the queued messages (and the one being decoded) hold; past maxDecodeBacklog, reading pauses.
+  private inboundBytes = 0
+  private inboundBuffer: ArrayBufferLike | null = null
+  private backlogged = false
+  private readonly maxDecodeBacklog: number
   private outbound: Outgoing[] | null = null
   private encoding = false
+  private outboundBytes = 0
   // A close() that waits for messages sent before it to finish encoding.
   private pendingCloseFrame: Buffer[] | null = null
   // The peer's close, held until the messages received before it are decoded.
@@ -91,10 +124,12 @@ export class WebSocketProtocol implements FrameParserSink {
     this.autoPong = options.autoPong ?? true
     this.maxMessageSize = options.maxMessageSize
     this.extension = options.extension ?? null
+    this.maxDecodeBacklog = options.maxDecodeBacklog ?? options.maxMessageSize
     this.parser = new FrameParser({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
       allowRsv1: this.extension !== null,
+      maxEncodedMessageSize: this.extension?.encodedSizeLimit?.(options.maxMessageSize),
       maxMessagePieces: options.maxMessagePieces,
       minAveragePieceSize: options.minAveragePieceSize
     }, this)
@@ -126,6 +161,16 @@ export class WebSocketProtocol implements FrameParserSink {
     return this.sentClose && this.receivedClose
   }
 
+  /** Bytes sent but not yet handed to `write`: messages the extension is still encoding and frames queued behind them. */
+  get pendingOutboundBytes (): number {
+    return this.outboundBytes
+  }
+
+  /** Memory held by received messages waiting for the extension to decode them. */
+  get decodeBacklog (): number {
+    return this.inboundBytes
+  }
+
   /** Feeds bytes from the transport. May modify `chunk` (in-place unmasking). */
   receive (chunk: Buffer): void {
     this.parser.push(chunk)
@@ -136,24 +181,37 @@ export class WebSocketProtocol implements FrameParserSink {
     if (this.sentClose || this.state === ReadyState.CLOSED) {
       throw webSocketError('WS_ERR_NOT_OPEN', `cannot send: the connection is ${this.sentClose ? 'closing' : 'closed'}`)
     }
-    const payload = typeof data === 'string' ? data : toBuffer(data)
     const binary = isBinary ?? typeof data !== 'string'
     if (this.extension !== null) {
-      this.enqueueOutgoing({ data: payload, isBinary: binary, done })
+      const bytes = typeof data === 'string' ? Buffer.from(data) : toBuffer(data)
+      this.enqueueOutgoing({ data: bytes, isBinary: binary, frames: null, size: bytes.length, done })
       return
     }
+    const payload = typeof data === 'string' ? data : toBuffer(data)
     this.writeFrames(encodeFrame(binary ? Opcode.Binary : Opcode.Text, payload, this.mask ? MASKED : UNMASKED))
     done?.(null)
   }
 
   ping (data: string | Uint8Array = EMPTY): void {
     this.assertCanSendControl()
-    this.writeFrames(encodeControlFrame(Opcode.Ping, data, this.mask))
+    this.writeInOrder(encodeControlFrame(Opcode.Ping, data, this.mask))
   }
 
   pong (data: string | Uint8Array = EMPTY): void {
     this.assertCanSendControl()
-    this.writeFrames(encodeControlFrame(Opcode.Pong, data, this.mask))
+    this.writeInOrder(encodeControlFrame(Opcode.Pong, data, this.mask))
+  }
+
+  /**
+   * Sends a complete frame encoded elsewhere (a broadcast's, encoded once
+   * for many connections). It goes out after the messages sent before it,
+   * even those the extension is still encoding.
+   */
+  sendFrame (frame: Buffer): void {
+    if (this.sentClose || this.state === ReadyState.CLOSED) {
+      throw webSocketError('WS_ERR_NOT_OPEN', `cannot send: the connection is ${this.sentClose ? 'closing' : 'closed'}`)
+    }
+    this.writeInOrder([frame])
   }
 
   /**
@@ -191,6 +249,7 @@ export class WebSocketProtocol implements FrameParserSink {
     }
     this.state = ReadyState.CLOSING
     this.parser.stop()
+    this.checkBacklog()
     this.handler.closeTransport()
   }
 
@@ -217,6 +276,9 @@ export class WebSocketProtocol implements FrameParserSink {
     this.state = ReadyState.CLOSED
     this.parser.stop()
     this.inbound = null
+    this.inboundBytes = 0
+    this.inboundBuffer = null
+    this.backlogged = false
     this.pendingPeerClose = null
     this.extension?.close?.()
     this.rejectOutbound()
@@ -230,13 +292,21 @@ export class WebSocketProtocol implements FrameParserSink {
       return
     }
     if (this.inbound === null) this.inbound = []
-    this.inbound.push({ data, isBinary, compressed })
+    // A message may be a view of a larger read buffer that queueing it keeps
+    // alive: that buffer is counted, once, so tiny messages cannot pin much.
+    let cost = data.length + ENTRY_COST
+    if (data.buffer !== this.inboundBuffer) {
+      this.inboundBuffer = data.buffer
+      cost += data.buffer.byteLength - data.length
+    }
+    this.inboundBytes += cost
+    this.inbound.push({ data, isBinary, compressed, cost })
     this.drainInbound()
   }
 
   onPing (data: Buffer): void {
     if (this.autoPong && !this.sentClose && this.state === ReadyState.OPEN) {
-      this.writeFrames(encodeControlFrame(Opcode.Pong, data, this.mask))
+      this.writeInOrder(encodeControlFrame(Opcode.Pong, data, this.mask))
     }
     this.handler.onPing(data)
   }
@@ -290,6 +360,17 @@ export class WebSocketProtocol implements FrameParserSink {
     if (frames.length > 1) this.handler.write(frames[1])
   }
 
+  /** Writes frames now, or after the messages the extension is still encoding. */
+  private writeInOrder (frames: Buffer[]): void {
+    if (this.encoding || (this.outbound !== null && this.outbound.length > 0)) {
+      let size = 0
+      for (const frame of frames) size += frame.length
+      this.enqueueOutgoing({ data: EMPTY, isBinary: false, frames, size })
+      return
+    }
+    this.writeFrames(frames)
+  }
+
   private writeClose (frames: Buffer[]): void {
     this.closeWritten = true
     this.pendingCloseFrame = null
@@ -302,7 +383,10 @@ export class WebSocketProtocol implements FrameParserSink {
     if (this.outbound === null || this.outbound.length === 0) return
     const pending = this.outbound
     this.outbound = []
-    for (const item of pending) item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
+    for (const item of pending) {
+      this.outboundBytes -= item.size
+      item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
+    }
   }
 
   private drainInbound (): void {
@@ -311,6 +395,7 @@ export class WebSocketProtocol implements FrameParserSink {
     while (!this.decoding && queue !== null && queue.length > 0 && this.state !== ReadyState.CLOSED && !this.failed) {
       const item = queue.shift()!
       if (!item.compressed) {
+        this.inboundBytes -= item.cost
         this.handler.onMessage(item.data, item.isBinary)
         continue
       }
@@ -321,6 +406,7 @@ export class WebSocketProtocol implements FrameParserSink {
         this.decoding = false
         finished = true
         if (this.state === ReadyState.CLOSED || this.failed) return
+        this.inboundBytes -= item.cost
         if (err) {
           this.onProtocolError(err instanceof ProtocolError ? err : protocolError('WS_ERR_EXTENSION_DECODE', err.message, { cause: err }))
           return
@@ -334,8 +420,12 @@ export class WebSocketProtocol implements FrameParserSink {
         if (!sync) this.drainInbound()
       })
       sync = false
-      if (!finished) return
+      if (!finished) {
+        this.checkBacklog()
+        return
+      }
     }
+    this.checkBacklog()
     const peerClose = this.pendingPeerClose
     if (peerClose !== null && !this.decoding && (queue === null || queue.length === 0) && !this.failed && this.state !== ReadyState.CLOSED) {
       this.pendingPeerClose = null
@@ -343,23 +433,46 @@ export class WebSocketProtocol implements FrameParserSink {
     }
   }
 
+  /**
+   * Tells the handler when the decode backlog crosses its bounds: reading
+   * should pause while an asynchronous decode is pending and the queue holds
+   * more than maxDecodeBacklog, and resume at half of it (or once the
+   * connection failed, so its end can still be read).
+   */
+  private checkBacklog (): void {
+    if (!this.backlogged) {
+      if (this.decoding && this.inboundBytes > this.maxDecodeBacklog && !this.failed) {
+        this.backlogged = true
+        this.handler.onDecodeBacklog?.(true)
+      }
+    } else if (this.inboundBytes <= this.maxDecodeBacklog / 2 || this.failed) {
+      this.backlogged = false
+      this.handler.onDecodeBacklog?.(false)
+    }
+  }
+
   private enqueueOutgoing (item: Outgoing): void {
     if (this.outbound === null) this.outbound = []
+    this.outboundBytes += item.size
     this.outbound.push(item)
     this.drainOutbound()
   }
 
   private drainOutbound (): void {
     while (!this.encoding && this.outbound !== null && this.outbound.length > 0 && !this.closeWritten) {
-      const queue = this.outbound
-      const item = queue.shift()!
-      const raw = typeof item.data === 'string' ? Buffer.from(item.data) : item.data
+      const item = this.outbound.shift()!
+      if (item.frames !== null) {
+        this.outboundBytes -= item.size
+        this.writeFrames(item.frames)
+        continue
+      }
       this.encoding = true
       let sync = true
       let finished = false
-      this.extension!.encode(raw, (err, result, transformed) => {
+      this.extension!.encode(item.data, (err, result, transformed) => {
         this.encoding = false
         finished = true
+        this.outboundBytes -= item.size
         if (this.state === ReadyState.CLOSED || this.closeWritten) {
           item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
           return
