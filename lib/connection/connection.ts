@@ -50,6 +50,8 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
   request: Request
   /** The subprotocol the server selected, or '' for none. */
   readonly protocol: string
+  /** The extensions in use, as the handshake's `Sec-WebSocket-Extensions` named them ('' for none), as in the WHATWG WebSocket and ws. */
+  readonly extensions: string
   /** The upgrade request's logger (`req.log`), for connection-level logs; it outlives `retainRequest: false`. */
   readonly log: ConnectionLogger | undefined
   // Batching, held messages, timers, the protocol core: see internal.ts.
@@ -59,6 +61,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
     super()
     this.request = request
     this.protocol = options.protocol ?? ''
+    this.extensions = options.extensions ?? ''
     this.log = options.logger
     const internal = this.#internal = new ConnectionInternals(this, socket, options)
     ;(socket as BoundSocket)[kOwner] = internal

@@ -77,6 +77,8 @@ export interface ConnectionOptions {
   minAveragePieceSize?: number
   protocol?: string
   extension?: MessageExtension | null
+  /** The negotiated extensions as the handshake's Sec-WebSocket-Extensions said them, for `conn.extensions`. */
+  extensions?: string
   autoPong?: boolean
   logger?: ConnectionLogger
 }

@@ -4,6 +4,11 @@ import { kInternal } from '../connection/internal.js'
 import { CompilerCache, JsonWebSocketConnection, kSetFailureHandler } from '../messages/index.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { buildUpgradeResponse, selectSubprotocol } from '../protocol/handshake.js'
+import { formatExtensions } from '../protocol/header-lists.js'
+import { negotiateDeflate } from '../protocol/permessage-deflate.js'
+import { createDeflateExtension } from '../compression/deflate.js'
+import type { ResolvedCompression } from '../compression/types.js'
+import type { NegotiatedDeflate } from './compressed-broadcast.js'
 import type { Registry } from './registry.js'
 import { refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
 import type { WebSocketErrorHandler } from './settings.js'
@@ -45,7 +50,11 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
       const value = hookHeaders[name]
       if (value !== undefined && !RESERVED_RESPONSE_HEADERS.has(name.toLowerCase())) extraHeaders[name] = value as string | number | readonly string[]
     }
-    const response = buildUpgradeResponse({ accept: handshake.accept, protocol, headers: extraHeaders })
+    // permessage-deflate, when the route has it on and the client offered terms it can accept.
+    const compression = route.settings.compression
+    const agreed = compression === false ? null : negotiateDeflate(handshake.extensions, compression)
+    const extensions = agreed === null ? undefined : [agreed.response]
+    const response = buildUpgradeResponse({ accept: handshake.accept, protocol, extensions, headers: extraHeaders })
 
     reply.hijack()
     reply.raw.detachSocket(socket as any)
@@ -70,9 +79,12 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
       maxBufferedAmount: s.maxBufferedAmount,
       onBufferFull: s.onBufferFull,
       protocol,
+      extension: agreed === null ? null : createDeflateExtension(agreed.params, 'server', compression as ResolvedCompression),
+      extensions: extensions === undefined ? '' : formatExtensions(extensions),
       logger: request.log
     }, route.messages)
-    registry.add(conn, route, s.heartbeatInterval, request)
+    const deflate: NegotiatedDeflate | undefined = agreed === null ? undefined : { params: agreed.params, settings: compression as ResolvedCompression }
+    registry.add(conn, route, s.heartbeatInterval, request, deflate)
     if (s.errorHandler !== undefined) replies.set(conn, reply)
     runHandler.call(this, route, conn, request, head)
     return undefined

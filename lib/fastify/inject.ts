@@ -8,6 +8,11 @@ import { createDuplexPair } from '../duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from '../protocol/client-handshake.js'
 import { DEFAULTS } from '../defaults.js'
 import { WebSocketError, webSocketError } from '../protocol/errors.js'
+import { createDeflateExtension } from '../compression/deflate.js'
+import { resolveCompression } from '../compression/settings.js'
+import type { CompressionOptions, ResolvedCompression } from '../compression/types.js'
+import { formatExtensions, parseExtensions } from '../protocol/header-lists.js'
+import { acceptDeflateResponse, deflateOffer } from '../protocol/permessage-deflate.js'
 
 // The in-memory test client accepts 64 times the server's default message size:
 // it exists to see what a route sends, so a test of a large reply should not
@@ -25,6 +30,11 @@ export interface InjectWSOptions {
   maxMessageSize?: number
   /** Close timeout of the client connection in ms. Default: the server's default, 5000. */
   closeTimeout?: number
+  /**
+   * Offer permessage-deflate, as browsers do: `true` or preferences (the
+   * `compression` setting's). Default false. `conn.extensions` tells what the server agreed to.
+   */
+  compression?: boolean | CompressionOptions
 }
 
 /**
@@ -87,12 +97,16 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
   }
   const key = generateKey()
   const protocols = options.protocols ?? []
+  const compression = resolveCompression(options.compression ?? false, false)
+  const headers = compression === false
+    ? options.headers
+    : { ...options.headers, 'Sec-WebSocket-Extensions': formatExtensions([deflateOffer(compression)]) }
   client.write(buildClientRequest({
     path,
     host: options.host ?? 'localhost',
     key,
     protocols,
-    headers: options.headers
+    headers
   }))
 
   return new Promise((resolve, reject) => {
@@ -116,8 +130,11 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
         return
       }
       let accepted
+      let deflate = null
       try {
-        accepted = validateServerResponse(head, key, protocols)
+        accepted = validateServerResponse(head, key, protocols, compression !== false)
+        const answer = head.headers['sec-websocket-extensions']
+        if (compression !== false && answer !== undefined) deflate = acceptDeflateResponse(parseExtensions(answer), compression)
       } catch (err) {
         fail(err as Error)
         return
@@ -127,7 +144,9 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
         role: 'client',
         maxMessageSize: options.maxMessageSize ?? INJECT_MAX_MESSAGE_SIZE,
         closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
-        protocol: accepted.protocol
+        protocol: accepted.protocol,
+        extension: deflate === null ? null : createDeflateExtension(deflate, 'client', compression as ResolvedCompression),
+        extensions: deflate === null ? '' : head.headers['sec-websocket-extensions']
       })
       conn[kInternal].startAfterCurrentTask(received.subarray(head.length))
       try {

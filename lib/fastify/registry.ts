@@ -5,6 +5,7 @@ import { kInternal } from '../connection/internal.js'
 import { channels } from '../diagnostics.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { encodeMessageFrame } from '../protocol/frame-writer.js'
+import { CompressedBroadcast, type NegotiatedDeflate } from './compressed-broadcast.js'
 import type { ResolvedSettings } from './settings.js'
 
 export interface BroadcastOptions {
@@ -33,9 +34,11 @@ export interface CountedRoute {
   open: number
 }
 
-// The route a server connection belongs to, for its route's connection count.
+// The route a server connection belongs to, for its route's connection count;
+// and what it negotiated of permessage-deflate, for broadcasts.
 const kConnRoute = Symbol('fastify-rfc6455.connRoute')
-type ServerConnection = WebSocketConnection<FastifyRequest> & { [kConnRoute]?: CountedRoute }
+const kDeflate = Symbol('fastify-rfc6455.deflate')
+type ServerConnection = WebSocketConnection<FastifyRequest> & { [kConnRoute]?: CountedRoute, [kDeflate]?: NegotiatedDeflate }
 
 /**
  * The open connections of one app: `app.websocket`, the per-route counts,
@@ -58,13 +61,31 @@ export class Registry implements WebSocketRegistry {
   }
 
   broadcast (data: WebSocketData, options?: BroadcastOptions): number {
-    const frame = encodeMessageFrame(data, options?.binary)
+    const binary = options?.binary ?? typeof data !== 'string'
+    const frame = encodeMessageFrame(data, binary)
     const filter = options?.filter
+    let compressed: CompressedBroadcast | undefined
     let count = 0
     for (const conn of options?.clients ?? this.clients) {
       if (filter !== undefined && !filter(conn)) continue
+      const internal = conn[kInternal]
+      const deflate = (conn as ServerConnection)[kDeflate]
+      let own = frame
+      if (deflate !== undefined) {
+        compressed ??= new CompressedBroadcast(data, binary)
+        const shared = compressed.frameFor(deflate)
+        if (shared === undefined) {
+          // This receiver's peer keeps our context: compress through it, in order.
+          if (internal.canSend && internal.admit(undefined, false)) {
+            internal.core.send(data, binary)
+            count++
+          }
+          continue
+        }
+        if (shared !== null) own = shared
+      }
       // A slow receiver is dropped or skipped by its own buffer limit; the others are not slowed.
-      if (conn[kInternal].enqueueFrame(frame)) count++
+      if (internal.enqueueFrame(own)) count++
     }
     return count
   }
@@ -77,10 +98,11 @@ export class Registry implements WebSocketRegistry {
   }
 
   /** Counts a newly accepted connection until its transport closes. */
-  add (conn: WebSocketConnection<FastifyRequest>, route: CountedRoute, heartbeatInterval: number, request: FastifyRequest): void {
+  add (conn: WebSocketConnection<FastifyRequest>, route: CountedRoute, heartbeatInterval: number, request: FastifyRequest, deflate?: NegotiatedDeflate): void {
     this.clients.add(conn)
     route.open++
     ;(conn as ServerConnection)[kConnRoute] = route
+    if (deflate !== undefined) (conn as ServerConnection)[kDeflate] = deflate
     const internal = conn[kInternal]
     internal.onTransportClosed(this.onTransportClosed)
     if (channels.open.hasSubscribers) channels.open.publish({ connection: conn, request })

@@ -87,12 +87,13 @@ export function parseResponseHead (data: Buffer, maxSize = 16384): ResponseHead 
  * Checks the server's answer to our handshake (RFC 6455 §4.1, client side).
  * Returns the negotiated subprotocol, or throws (`WS_ERR_INVALID_UPGRADE_RESPONSE`) naming the failed rule.
  */
-export function validateServerResponse (head: ResponseHead, key: string, offeredProtocols: string[] = []): { protocol: string | undefined } {
+export function validateServerResponse (head: ResponseHead, key: string, offeredProtocols: string[] = [], offeredExtensions = false): { protocol: string | undefined } {
   if (head.statusCode !== 101) throw invalidResponse(`expected status 101, got ${head.statusCode}`)
   if (!headerHasToken(head.headers.upgrade, 'websocket')) throw invalidResponse('response Upgrade header is not "websocket"')
   if (!headerHasToken(head.headers.connection, 'upgrade')) throw invalidResponse('response Connection header does not contain "Upgrade"')
   if (head.headers['sec-websocket-accept'] !== computeAccept(key)) throw invalidResponse('Sec-WebSocket-Accept does not match the key')
-  if (head.headers['sec-websocket-extensions'] !== undefined) {
+  // With extensions offered, the caller checks the server's choice against its offer.
+  if (!offeredExtensions && head.headers['sec-websocket-extensions'] !== undefined) {
     throw invalidResponse('the server chose an extension the client did not offer')
   }
   const chosen = head.headers['sec-websocket-protocol']
