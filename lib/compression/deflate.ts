@@ -43,11 +43,14 @@ function closedError (): Error {
  * Each direction keeps a zlib context of its own for the connection's life
  * only when that direction uses context takeover; otherwise each message
  * borrows a shared, reset context (context-pool.ts) and gives it back, so an
- * idle connection holds no zlib state at all. Per connection, measured as
- * RSS once the context has seen a few messages (Node 20): a compressor at
- * window 15 / memLevel 8 costs ~259 KiB (memLevel 9: 320 KiB; window 12 /
- * memLevel 5: 104 KiB), a decompressor at window 15 ~48 KiB (window 12:
- * 21 KiB, 9: 16 KiB), plus ~9 KiB for the Node stream around each.
+ * idle connection holds no zlib state at all. A kept context costs, as RSS
+ * once it has seen traffic, Node stream and its 16 KiB output buffer
+ * included (Node 20, `node --expose-gc scripts/measure-deflate.mjs memory`):
+ * a compressor at window 15 / memLevel 8 ~270 KiB (memLevel 9: 330 KiB;
+ * window 12 / memLevel 5: 118 KiB), a decompressor at window 15 ~89 KiB
+ * (window 12: 60 KiB, 9: 58 KiB). zlib's own state is ~260 KiB and ~48 KiB
+ * of that; an unused stream ~9 KiB. ws keeps both per connection once a
+ * message went each way, context takeover or not (it resets, never frees).
  */
 class PerMessageDeflate implements MessageExtension {
   readonly name = 'permessage-deflate'
