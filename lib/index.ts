@@ -15,6 +15,7 @@ export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type Send
 export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
 export { createWebSocketStream, type WebSocketStreamOptions } from './stream.js'
 export { WebSocketError } from './errors.js'
+export type { CompressionOptions } from './compression/types.js'
 export { WebSocketUpgradeError, type InjectWSHooks, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'
 export { ProtocolError } from './protocol/errors.js'

@@ -20,7 +20,7 @@ const MAIN_VALUES = [
   'WebSocketError', 'WebSocketUpgradeError', 'createWebSocketStream', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
 ]
 const MAIN_TYPES = [
-  'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
+  'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'CompressionOptions', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
   'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketErrorHandler', 'WebSocketEventMap', 'WebSocketHandler',
   'WebSocketPluginOptions', 'WebSocketPreClose', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings', 'WebSocketStreamOptions'
@@ -44,7 +44,7 @@ const PROTOCOL_TYPES = [
 /** What the declarations show of `WebSocketConnection` (README, "The connection"); its machinery is behind a `#private` field. */
 const CONNECTION_PUBLIC = [
   'static CONNECTING', 'static OPEN', 'static CLOSING', 'static CLOSED', 'CONNECTING', 'OPEN', 'CLOSING', 'CLOSED',
-  'request', 'protocol', 'log', 'constructor',
+  'request', 'protocol', 'extensions', 'log', 'constructor',
   'readyState', 'bufferedAmount', 'wasClean', 'closeEmitted', 'send', 'sendAsync', 'sendFrame', 'ping', 'pong', 'close',
   'terminate', 'pause', 'resume', 'isPaused', '[Symbol.asyncIterator]'
 ]
