@@ -2,6 +2,7 @@
 // build (dist/esm), which the run builds first when lib/ is newer.
 
 import Fastify from 'fastify'
+import { DEFLATE_BROADCAST_ROUTE, DEFLATE_ECHO_ROUTE } from '../lib/compression.mjs'
 import { chatMessageSchema, JSON_ROUTE, JSON_UNSUPPORTED } from '../lib/json-message.mjs'
 import { serve } from './child.mjs'
 
@@ -13,7 +14,35 @@ async function loadPlugin () {
   return module.default
 }
 
-async function build (plugin, withJsonRoute) {
+// Optional routes, each registered only if the plugin accepts it: a plugin
+// without JSON schemas or compression yet is still measured on the rest.
+const OPTIONAL = {
+  json (app) {
+    app.get(JSON_ROUTE, {
+      websocket: true,
+      schema: { message: chatMessageSchema, outgoing: chatMessageSchema }
+    }, (conn) => {
+      if (typeof conn.sendJson !== 'function') {
+        conn.send(JSON_UNSUPPORTED)
+        return
+      }
+      // The plugin's JSON consumer is `onJson`; a 'json' event was the earlier sketch of it.
+      if (typeof conn.onJson === 'function') conn.onJson((message) => conn.sendJson(message))
+      else conn.on('json', (message) => conn.sendJson(message))
+    })
+  },
+  // permessage-deflate with the plugin's defaults: `compression: true` and nothing else.
+  deflate (app) {
+    app.get(DEFLATE_ECHO_ROUTE, { websocket: { compression: true, retainRequest: false } }, (conn) => {
+      conn.on('message', (data, isBinary) => conn.send(data, { binary: isBinary }))
+    })
+    app.get(DEFLATE_BROADCAST_ROUTE, { websocket: { compression: true } }, (conn) => {
+      conn.on('message', (data, isBinary) => app.websocket.broadcast(data, { binary: isBinary }))
+    })
+  }
+}
+
+async function build (plugin, optional) {
   const app = Fastify({ logger: false })
   await app.register(plugin, { maxMessageSize: MAX_MESSAGE_SIZE })
   // A hook on the request path, as the benchmark's specification requires.
@@ -28,38 +57,32 @@ async function build (plugin, withJsonRoute) {
     conn.on('message', (data, isBinary) => app.websocket.broadcast(data, { binary: isBinary }))
   })
 
-  if (withJsonRoute) {
-    app.get(JSON_ROUTE, {
-      websocket: true,
-      schema: { message: chatMessageSchema, outgoing: chatMessageSchema }
-    }, (conn) => {
-      if (typeof conn.sendJson !== 'function') {
-        conn.send(JSON_UNSUPPORTED)
-        return
-      }
-      // The plugin's JSON consumer is `onJson`; a 'json' event was the earlier sketch of it.
-      if (typeof conn.onJson === 'function') conn.onJson((message) => conn.sendJson(message))
-      else conn.on('json', (message) => conn.sendJson(message))
-    })
-  }
-
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  for (const name of optional) OPTIONAL[name](app)
+  await app.ready()
   return app
+}
+
+/** true if the plugin takes this optional route, or why not. */
+async function accepts (plugin, name) {
+  let app
+  try {
+    app = await build(plugin, [name])
+    return true
+  } catch (error) {
+    return `the ${name} routes could not be registered: ${error.message.split('\n')[0]}`
+  } finally {
+    await app?.close()
+  }
 }
 
 serve(async () => {
   const plugin = await loadPlugin()
-  let app
-  let json = true
-  try {
-    app = await build(plugin, true)
-  } catch (error) {
-    // A plugin without JSON schemas yet may reject the route: measure the rest.
-    json = `the JSON route could not be registered: ${error.message}`
-    app = await build(plugin, false)
-  }
-  const broadcast = typeof app.websocket?.broadcast === 'function'
+  const features = {}
+  for (const name of Object.keys(OPTIONAL)) features[name] = await accepts(plugin, name)
+  const app = await build(plugin, Object.keys(OPTIONAL).filter((name) => features[name] === true))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  features.broadcast = typeof app.websocket?.broadcast === 'function'
     ? true
     : 'app.websocket.broadcast is not available'
-  return { port: app.server.address().port, features: { broadcast, json } }
+  return { port: app.server.address().port, features }
 })
