@@ -1,8 +1,8 @@
-import { isUtf8 } from 'node:buffer'
 import { CloseCode, isValidWireCloseCode } from './close-codes.js'
 import { truncateReason } from './close-payload.js'
-import { ProtocolError, WebSocketError, protocolError, webSocketError } from './errors.js'
+import { ProtocolError, webSocketError } from './errors.js'
 import type { MessageExtension } from './extension.js'
+import { DecodeQueue, EncodeQueue } from './extension-queues.js'
 import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
 import { encodeCloseFrame, encodeControlFrame, encodeFrame, toBuffer } from './frame-writer.js'
 import { Opcode } from './opcodes.js'
@@ -55,27 +55,6 @@ export interface ProtocolOptions extends PieceLimitOptions {
   maxDecodeBacklog?: number
 }
 
-/** A message to encode, or frames already encoded (`frames`) that keep their place behind the messages before them. */
-interface Outgoing {
-  data: Buffer
-  isBinary: boolean
-  frames: Buffer[] | null
-  /** Bytes it holds, for pendingOutboundBytes. */
-  size: number
-  done?: (err?: Error | null) => void
-}
-
-interface Incoming {
-  data: Buffer
-  isBinary: boolean
-  compressed: boolean
-  /** Memory it holds, for the decode backlog: its bytes, the read buffer it pins (counted once), the entry. */
-  cost: number
-}
-
-// Bookkeeping per queued message, so a flood of empty messages is bounded too.
-const ENTRY_COST = 64
-
 /**
  * The RFC 6455 state machine for one open connection: frames in through
  * `receive`, application calls in through `send`/`ping`/`close`, bytes and
@@ -88,8 +67,12 @@ export class WebSocketProtocol implements FrameParserSink {
   private readonly parser: FrameParser
   private readonly mask: boolean
   private readonly autoPong: boolean
-  private readonly maxMessageSize: number
   private readonly extension: MessageExtension | null
+  // Only with an extension (extension-queues.ts): they keep messages, and the
+  // frames and close around them, in order across asynchronous transforms.
+  // Without one they stay null and nothing goes through them.
+  private readonly inbound: DecodeQueue | null = null
+  private readonly outbound: EncodeQueue | null = null
 
   private state: ReadyState = ReadyState.OPEN
   // sentClose: a close was committed (send() refused from then on);
@@ -97,34 +80,31 @@ export class WebSocketProtocol implements FrameParserSink {
   private sentClose = false
   private closeWritten = false
   private receivedClose = false
-  private failed = false
   private code: number = CloseCode.Abnormal
   private reason = ''
-
-  // Only used with an extension: keeps messages in order around asynchronous transforms.
-  private inbound: Incoming[] | null = null
-  private decoding = false
-  // What the queued messages (and the one being decoded) hold; past maxDecodeBacklog, reading pauses.
-  private inboundBytes = 0
-  private inboundBuffer: ArrayBufferLike | null = null
-  private backlogged = false
-  private readonly maxDecodeBacklog: number
-  private outbound: Outgoing[] | null = null
-  private encoding = false
-  private outboundBytes = 0
-  // A close() that waits for messages sent before it to finish encoding.
-  private pendingCloseFrame: Buffer[] | null = null
-  // The peer's close, held until the messages received before it are decoded.
-  private pendingPeerClose: { code: number, reason: string } | null = null
 
   constructor (options: ProtocolOptions, handler: ProtocolHandler) {
     this.role = options.role
     this.handler = handler
     this.mask = options.role === 'client'
     this.autoPong = options.autoPong ?? true
-    this.maxMessageSize = options.maxMessageSize
     this.extension = options.extension ?? null
-    this.maxDecodeBacklog = options.maxDecodeBacklog ?? options.maxMessageSize
+    if (this.extension !== null) {
+      this.inbound = new DecodeQueue(this.extension, options.maxMessageSize, options.maxDecodeBacklog ?? options.maxMessageSize, {
+        onMessage: (data, isBinary) => { handler.onMessage(data, isBinary) },
+        onDecodeError: (error) => { this.onProtocolError(error) },
+        onClose: (code, reason) => { this.handlePeerClose(code, reason) },
+        onDecodeBacklog: (backlogged) => { handler.onDecodeBacklog?.(backlogged) }
+      })
+      this.outbound = new EncodeQueue(this.extension, this.mask, {
+        write: (frames) => { this.writeFrames(frames) },
+        onEncodeError: (error) => {
+          handler.onError(error)
+          this.fail(CloseCode.InternalError, 'extension failed to encode a message')
+        },
+        writeClose: (frames) => { this.writeClose(frames) }
+      })
+    }
     this.parser = new FrameParser({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
@@ -163,12 +143,12 @@ export class WebSocketProtocol implements FrameParserSink {
 
   /** Bytes sent but not yet handed to `write`: messages the extension is still encoding and frames queued behind them. */
   get pendingOutboundBytes (): number {
-    return this.outboundBytes
+    return this.outbound === null ? 0 : this.outbound.pendingBytes
   }
 
   /** Memory held by received messages waiting for the extension to decode them. */
   get decodeBacklog (): number {
-    return this.inboundBytes
+    return this.inbound === null ? 0 : this.inbound.backlog
   }
 
   /** Feeds bytes from the transport. May modify `chunk` (in-place unmasking). */
@@ -182,9 +162,8 @@ export class WebSocketProtocol implements FrameParserSink {
       throw webSocketError('WS_ERR_NOT_OPEN', `cannot send: the connection is ${this.sentClose ? 'closing' : 'closed'}`)
     }
     const binary = isBinary ?? typeof data !== 'string'
-    if (this.extension !== null) {
-      const bytes = typeof data === 'string' ? Buffer.from(data) : toBuffer(data)
-      this.enqueueOutgoing({ data: bytes, isBinary: binary, frames: null, size: bytes.length, done })
+    if (this.outbound !== null) {
+      this.outbound.send(typeof data === 'string' ? Buffer.from(data) : toBuffer(data), binary, done)
       return
     }
     const payload = typeof data === 'string' ? data : toBuffer(data)
@@ -224,9 +203,9 @@ export class WebSocketProtocol implements FrameParserSink {
     const frames = encodeCloseFrame(code, reason, this.mask) // validates before any state changes
     this.sentClose = true
     this.state = ReadyState.CLOSING
-    if (this.encoding || (this.outbound !== null && this.outbound.length > 0)) {
+    if (this.outbound !== null && this.outbound.busy) {
       // Messages sent before close() must reach the wire before the close frame.
-      this.pendingCloseFrame = frames
+      this.outbound.holdClose(frames)
       return
     }
     this.writeClose(frames)
@@ -238,18 +217,19 @@ export class WebSocketProtocol implements FrameParserSink {
    */
   fail (code: number, reason = ''): void {
     if (this.state === ReadyState.CLOSED) return
-    this.failed = true
+    this.inbound?.halt()
     if (!this.closeWritten) {
       this.sentClose = true
       // 1005, 1006 and 1015 only describe a closure and may not go on the wire:
       // the first becomes a close frame without a status, the others none at all.
       if (isValidWireCloseCode(code)) this.writeClose(encodeCloseFrame(code, truncateReason(reason), this.mask))
       else if (code === CloseCode.NoStatusReceived) this.writeClose(encodeCloseFrame(undefined, '', this.mask))
-      else this.rejectOutbound()
+      else this.outbound?.reject()
     }
     this.state = ReadyState.CLOSING
     this.parser.stop()
-    this.checkBacklog()
+    // A failed connection reads again (the decode backlog is released), so that its end can still be read.
+    this.inbound?.checkBacklog()
     this.handler.closeTransport()
   }
 
@@ -261,47 +241,36 @@ export class WebSocketProtocol implements FrameParserSink {
    */
   abort (code: number, reason: string): void {
     if (this.state === ReadyState.CLOSED) return
-    this.failed = true
+    this.inbound?.halt()
     this.sentClose = true
     this.code = code
     this.reason = reason
     this.state = ReadyState.CLOSING
     this.parser.stop()
-    this.rejectOutbound()
+    this.outbound?.reject()
   }
 
   /** The transport is gone; nothing more can be sent or received. */
   transportClosed (): void {
     if (this.state === ReadyState.CLOSED) return
     this.state = ReadyState.CLOSED
+    // Both queues stop before the extension closes: closing it may call a
+    // pending transform back at once, which must find the connection closed.
+    this.inbound?.clear()
+    this.outbound?.stop()
     this.parser.stop()
-    this.inbound = null
-    this.inboundBytes = 0
-    this.inboundBuffer = null
-    this.backlogged = false
-    this.pendingPeerClose = null
     this.extension?.close?.()
-    this.rejectOutbound()
+    this.outbound?.reject()
   }
 
   // FrameParserSink
 
   onMessage (data: Buffer, isBinary: boolean, compressed: boolean): void {
-    if (this.extension === null) {
+    if (this.inbound === null) {
       this.handler.onMessage(data, isBinary)
       return
     }
-    if (this.inbound === null) this.inbound = []
-    // A message may be a view of a larger read buffer that queueing it keeps
-    // alive: that buffer is counted, once, so tiny messages cannot pin much.
-    let cost = data.length + ENTRY_COST
-    if (data.buffer !== this.inboundBuffer) {
-      this.inboundBuffer = data.buffer
-      cost += data.buffer.byteLength - data.length
-    }
-    this.inboundBytes += cost
-    this.inbound.push({ data, isBinary, compressed, cost })
-    this.drainInbound()
+    this.inbound.push(data, isBinary, compressed)
   }
 
   onPing (data: Buffer): void {
@@ -316,10 +285,9 @@ export class WebSocketProtocol implements FrameParserSink {
   }
 
   onClose (code: number, reason: string): void {
-    if (this.decoding || (this.inbound !== null && this.inbound.length > 0)) {
-      // Reporting it now would put it before messages that preceded it on the
-      // wire, and a server would close the transport before delivering them.
-      this.pendingPeerClose = { code, reason }
+    if (this.inbound !== null && this.inbound.busy) {
+      // After the messages that preceded it on the wire, still being decoded.
+      this.inbound.holdClose(code, reason)
       return
     }
     this.handlePeerClose(code, reason)
@@ -330,9 +298,10 @@ export class WebSocketProtocol implements FrameParserSink {
     this.code = code
     this.reason = reason
     if (this.state === ReadyState.OPEN) this.state = ReadyState.CLOSING
-    if (this.pendingCloseFrame !== null) {
+    const heldClose = this.outbound === null ? null : this.outbound.takeHeldClose()
+    if (heldClose !== null) {
       // Our close() was waiting on encodes; the peer is done, so stop waiting.
-      this.writeClose(this.pendingCloseFrame)
+      this.writeClose(heldClose)
     } else if (!this.sentClose) {
       // Echo the status code (RFC 6455 §5.5.1); a close without one is answered without one.
       this.sentClose = true
@@ -362,10 +331,8 @@ export class WebSocketProtocol implements FrameParserSink {
 
   /** Writes frames now, or after the messages the extension is still encoding. */
   private writeInOrder (frames: Buffer[]): void {
-    if (this.encoding || (this.outbound !== null && this.outbound.length > 0)) {
-      let size = 0
-      for (const frame of frames) size += frame.length
-      this.enqueueOutgoing({ data: EMPTY, isBinary: false, frames, size })
+    if (this.outbound !== null && this.outbound.busy) {
+      this.outbound.sendFrames(frames)
       return
     }
     this.writeFrames(frames)
@@ -373,126 +340,10 @@ export class WebSocketProtocol implements FrameParserSink {
 
   private writeClose (frames: Buffer[]): void {
     this.closeWritten = true
-    this.pendingCloseFrame = null
+    this.outbound?.stop()
     this.writeFrames(frames)
     // No data frame may follow a close frame (RFC 6455 §5.5.1).
-    this.rejectOutbound()
-  }
-
-  private rejectOutbound (): void {
-    if (this.outbound === null || this.outbound.length === 0) return
-    const pending = this.outbound
-    this.outbound = []
-    for (const item of pending) {
-      this.outboundBytes -= item.size
-      item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
-    }
-  }
-
-  private drainInbound (): void {
-    const queue = this.inbound
-    // After a failure nothing more is processed (RFC 6455 §7.1.7), even what was already queued.
-    while (!this.decoding && queue !== null && queue.length > 0 && this.state !== ReadyState.CLOSED && !this.failed) {
-      const item = queue.shift()!
-      if (!item.compressed) {
-        this.inboundBytes -= item.cost
-        this.handler.onMessage(item.data, item.isBinary)
-        continue
-      }
-      this.decoding = true
-      let sync = true
-      let finished = false
-      this.extension!.decode(item.data, this.maxMessageSize, (err, result) => {
-        this.decoding = false
-        finished = true
-        if (this.state === ReadyState.CLOSED || this.failed) return
-        this.inboundBytes -= item.cost
-        if (err) {
-          this.onProtocolError(err instanceof ProtocolError ? err : protocolError('WS_ERR_EXTENSION_DECODE', err.message, { cause: err }))
-          return
-        }
-        const data = result!
-        if (!item.isBinary && !isUtf8(data)) {
-          this.onProtocolError(protocolError('WS_ERR_INVALID_UTF8'))
-          return
-        }
-        this.handler.onMessage(data, item.isBinary)
-        if (!sync) this.drainInbound()
-      })
-      sync = false
-      if (!finished) {
-        this.checkBacklog()
-        return
-      }
-    }
-    this.checkBacklog()
-    const peerClose = this.pendingPeerClose
-    if (peerClose !== null && !this.decoding && (queue === null || queue.length === 0) && !this.failed && this.state !== ReadyState.CLOSED) {
-      this.pendingPeerClose = null
-      this.handlePeerClose(peerClose.code, peerClose.reason)
-    }
-  }
-
-  /**
-   * Tells the handler when the decode backlog crosses its bounds: reading
-   * should pause while an asynchronous decode is pending and the queue holds
-   * more than maxDecodeBacklog, and resume at half of it (or once the
-   * connection failed, so its end can still be read).
-   */
-  private checkBacklog (): void {
-    if (!this.backlogged) {
-      if (this.decoding && this.inboundBytes > this.maxDecodeBacklog && !this.failed) {
-        this.backlogged = true
-        this.handler.onDecodeBacklog?.(true)
-      }
-    } else if (this.inboundBytes <= this.maxDecodeBacklog / 2 || this.failed) {
-      this.backlogged = false
-      this.handler.onDecodeBacklog?.(false)
-    }
-  }
-
-  private enqueueOutgoing (item: Outgoing): void {
-    if (this.outbound === null) this.outbound = []
-    this.outboundBytes += item.size
-    this.outbound.push(item)
-    this.drainOutbound()
-  }
-
-  private drainOutbound (): void {
-    while (!this.encoding && this.outbound !== null && this.outbound.length > 0 && !this.closeWritten) {
-      const item = this.outbound.shift()!
-      if (item.frames !== null) {
-        this.outboundBytes -= item.size
-        this.writeFrames(item.frames)
-        continue
-      }
-      this.encoding = true
-      let sync = true
-      let finished = false
-      this.extension!.encode(item.data, (err, result, transformed) => {
-        this.encoding = false
-        finished = true
-        this.outboundBytes -= item.size
-        if (this.state === ReadyState.CLOSED || this.closeWritten) {
-          item.done?.(webSocketError('WS_ERR_CLOSED_BEFORE_SENT'))
-          return
-        }
-        if (err) {
-          const error = err instanceof WebSocketError ? err : protocolError('WS_ERR_EXTENSION_ENCODE', err.message, { cause: err })
-          item.done?.(error)
-          this.handler.onError(error)
-          this.fail(CloseCode.InternalError, 'extension failed to encode a message')
-          return
-        }
-        const opcode = item.isBinary ? Opcode.Binary : Opcode.Text
-        this.writeFrames(encodeFrame(opcode, result!, { mask: this.mask, rsv1: transformed === true }))
-        item.done?.(null)
-        if (!sync) this.drainOutbound()
-      })
-      sync = false
-      if (!finished) return
-    }
-    if (this.pendingCloseFrame !== null && !this.encoding && !this.closeWritten) this.writeClose(this.pendingCloseFrame)
+    this.outbound?.reject()
   }
 }
 
