@@ -4,23 +4,12 @@ import t from 'tap'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { ProtocolError, WebSocketConnection, type WebSocketRouteSettings } from '../../lib/index.js'
-import { LogCapture, Queue, build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from '../helpers/app.js'
+import { LogCapture, Queue, acceptConnections as accept, build, clientClosed, closeEvent, connect, gate, inboxOf, listen, serverSocket as rawSocket } from '../helpers/app.js'
 import { rawUpgrade } from '../helpers/raw-peer.js'
 import { closePayload, encodeFrame, parseClose } from '../helpers/wire.cjs'
 import { fakeTimers, loopTurns, within } from '../helpers/time.js'
 
 type ServerConn = WebSocketConnection<FastifyRequest>
-
-/** Adds a WebSocket route whose connections the test takes with `next()`. */
-function accept (app: FastifyInstance, path: string, settings: WebSocketRouteSettings | true = true): Queue<ServerConn> {
-  const conns = new Queue<ServerConn>()
-  app.get(path, { websocket: settings }, (conn) => { conns.push(conn) })
-  return conns
-}
-
-function rawSocket (conn: ServerConn): Socket {
-  return conn.request.raw.socket
-}
 
 t.test('send: strings go as text, bytes as binary, and options.binary overrides', async (t) => {
   const app = await build(t)

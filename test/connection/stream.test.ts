@@ -6,24 +6,12 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import WebSocket, { createWebSocketStream as wsCreateWebSocketStream } from 'ws'
 import { ProtocolError, WebSocketConnection, WebSocketError, createWebSocketStream, type WebSocketRouteSettings } from '../../lib/index.js'
-import { Queue, build, clientClosed, closeEvent, connect, gate, inboxOf, listen } from '../helpers/app.js'
+import { Queue, acceptConnections as accept, build, clientClosed, closeEvent, connect, gate, inboxOf, listen, serverSocket as rawSocket } from '../helpers/app.js'
 import { rawUpgrade } from '../helpers/raw-peer.js'
 import { encodeFrame, parseClose } from '../helpers/wire.cjs'
 import { loopTurns, within } from '../helpers/time.js'
 
 type ServerConn = WebSocketConnection<any>
-
-/** Adds a WebSocket route whose connections the test takes with `next()`. */
-function accept (app: FastifyInstance, path: string, settings: WebSocketRouteSettings | true = true): Queue<ServerConn> {
-  const conns = new Queue<ServerConn>()
-  app.get(path, { websocket: settings }, (conn) => { conns.push(conn) })
-  return conns
-}
-
-/** The server side's TCP socket. */
-function rawSocket (conn: ServerConn): Socket {
-  return conn.request.raw.socket
-}
 
 /** A `ws` client's TCP socket, to stop it reading. */
 function clientSocket (ws: WebSocket): Socket {

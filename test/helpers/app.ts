@@ -5,9 +5,9 @@
 import { once } from 'node:events'
 import type net from 'node:net'
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
-import websocket, { type WebSocketConnection, type WebSocketPluginOptions } from '../../lib/index.js'
+import websocket, { type WebSocketConnection, type WebSocketPluginOptions, type WebSocketRouteSettings } from '../../lib/index.js'
 
 /** The slice of a tap Test these helpers use. */
 export interface Tap {
@@ -237,4 +237,16 @@ export class LogCapture extends Writable {
   find (predicate: (line: Record<string, any>) => boolean): Record<string, any> | undefined {
     return this.lines.find(predicate)
   }
+}
+
+/** Adds a WebSocket route whose server-side connections the test takes, in order, with `next()`. */
+export function acceptConnections (app: FastifyInstance, path: string, settings: WebSocketRouteSettings | true = true): Queue<WebSocketConnection<FastifyRequest>> {
+  const conns = new Queue<WebSocketConnection<FastifyRequest>>()
+  app.get(path, { websocket: settings }, (conn) => { conns.push(conn) })
+  return conns
+}
+
+/** A server-side connection's TCP socket. */
+export function serverSocket (conn: WebSocketConnection<FastifyRequest>): net.Socket {
+  return conn.request.raw.socket as net.Socket
 }
