@@ -4,8 +4,9 @@
 // Two jobs, because the run reads the server's memory between them.
 
 import { DASHBOARD_MESSAGES } from '../lib/dashboard-messages.mjs'
-import { closeAll, handleControl } from './connect.mjs'
+import { handleControl } from './connect.mjs'
 import { DeflateFrameReader, FrameCycle, MessageInflater, openAgreed, replyProblem } from './deflate.mjs'
+import { holdIdle, releaseIdle } from './idle.mjs'
 import { CAPTURE_WAIT_MS, waitFor } from './window.mjs'
 
 // Connections that exchange their message at once.
@@ -37,12 +38,7 @@ export async function openDeflateIdle (job) {
       entry.sent.push(messageIndex)
       socket.write(cycle.take(messageIndex, 1))
     }
-    socket.on('data', (chunk) => reader.push(chunk))
-    socket.on('error', () => { entry.lost = true })
-    socket.on('close', () => { entry.lost = true })
-    reader.push(leftover)
-    socket.resume()
-    return entry
+    return holdIdle(entry, reader, leftover)
   })
   // In waves, each answered before the next: what stays is per-connection
   // state, not the allocator's high-water mark of thousands of messages at once.
@@ -65,20 +61,13 @@ export async function openDeflateIdle (job) {
 }
 
 export async function closeDeflateIdle (job) {
-  if (held === null) return { failure: 'no idle connections are open' }
   const entries = held
   held = null
-  const lost = entries.filter((entry) => entry.lost).length
-  let failure = lost > 0 ? `${lost} idle connections were closed by the server` : null
-  if (job.verify && failure === null) {
+  return releaseIdle(entries, job, async (probe) => {
     // One more message on the first connection: it still echoes, and still inflates.
-    const probe = entries[0]
     probe.send(1)
     await waitFor(() => probe.replies >= 2 || probe.lost, CAPTURE_WAIT_MS)
-    if (probe.problem !== null) failure = probe.problem
-    else if (probe.replies < 2) failure = 'no echo on an idle compressed connection'
-  }
-  await closeAll(entries.map((entry) => entry.socket), 5000)
-  for (const entry of entries) entry.inflater.close()
-  return failure === null ? { closed: entries.length } : { failure }
+    if (probe.problem !== null) return probe.problem
+    return probe.replies < 2 ? 'no echo on an idle compressed connection' : null
+  }, (entry) => entry.inflater.close())
 }

@@ -1,11 +1,15 @@
 // permessage-deflate (RFC 7692) on the load generator's side, written
 // independently of lib/: the offer, reading the server's answer, deflating
 // a message the way a client sends it, inflating the server's replies to
-// check them, and a frame reader that knows RSV1 and counts bytes on the wire.
+// check them, a frame reader that knows RSV1 and counts bytes on the wire,
+// and the frame of a compressed load job (DeflateLoad) that the echo and
+// broadcast jobs share.
 
 import { constants, createInflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib'
 import { encodeFrame, OPCODE } from '../../test/helpers/wire.cjs'
-import { openMany } from './connect.mjs'
+import { DASHBOARD_MESSAGES } from '../lib/dashboard-messages.mjs'
+import { closeAll, handleControl, openMany } from './connect.mjs'
+import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
 /** What browsers offer: the extension, and that we can compress with a smaller window if asked. */
 export const DEFLATE_OFFER = 'permessage-deflate; client_max_window_bits'
@@ -359,4 +363,135 @@ export function replyProblem (expected, opcode, bytes, compressed, error) {
       `${bytes.length} bytes, expected ${expected.length}: ${bytes.subarray(0, 60).toString('utf8')}`
   }
   return null
+}
+
+/**
+ * What the compressed echo and broadcast jobs share: `count` connections
+ * that agreed on permessage-deflate (open), each read by a DeflateFrameReader
+ * that counts messages and their bytes on the wire, one of them (`checks`:
+ * 'first' or 'last') inflating every message it gets and comparing it, in
+ * order, with the dashboard cycle; then the measurement window, the wait for
+ * what is still in flight, the closing handshakes and the result (finish).
+ * What a job sends, and when, is its own (connect).
+ */
+export class DeflateLoad {
+  #job
+  #what
+  #serverClosed
+  #checkedIndex
+  #inflater
+  #checkedReader = null
+  #abort = new AbortController()
+  #running = true
+  #failure = null
+  #checked = 0
+
+  /**
+   * `what` names a message in failures ('reply 3: ...'); `serverClosed` is
+   * the failure when the server sends a close frame during the run.
+   */
+  static async open (job, count, { checks, what, serverClosed }) {
+    const { connections, agreement } = await openAgreed(job.port, job.path, count)
+    return new DeflateLoad(job, connections, agreement, { checks, what, serverClosed })
+  }
+
+  constructor (job, connections, agreement, { checks, what, serverClosed }) {
+    this.#job = job
+    this.#what = what
+    this.#serverClosed = serverClosed
+    this.connections = connections
+    this.agreement = agreement
+    this.cycle = new FrameCycle(DASHBOARD_MESSAGES, agreement, job.inflight)
+    this.counters = { messages: 0, wireBytes: 0, compressed: 0 }
+    this.#inflater = new MessageInflater(agreement)
+    this.#checkedIndex = checks === 'last' ? connections.length - 1 : 0
+  }
+
+  /** False once the measurement window has ended. */
+  get running () {
+    return this.#running
+  }
+
+  /** Records the first failure and cuts the window short. */
+  fail = (reason) => {
+    this.#failure ??= reason
+    this.#abort.abort()
+  }
+
+  /**
+   * Attaches a reader to every connection and lets it flow. `setup(socket,
+   * index)` runs once the bytes behind the 101 are read, may send, and
+   * returns what to do when a read completes messages: `(completed) => {}`.
+   */
+  connect (setup) {
+    this.connections.forEach(({ socket, leftover }, index) => {
+      const checks = index === this.#checkedIndex
+      const reader = new DeflateFrameReader({
+        counters: this.counters,
+        inflater: checks ? this.#inflater : null,
+        // Messages come in the order sent: the nth is message n of the cycle.
+        onMessage: (opcode, bytes, compressed, error) => {
+          const problem = replyProblem(DASHBOARD_MESSAGES[this.#checked % this.cycle.length], opcode, bytes, compressed, error)
+          if (problem !== null) this.fail(`${this.#what} ${this.#checked + 1}: ${problem}`)
+          this.#checked++
+        },
+        onControl: (opcode, data) => {
+          if (handleControl(socket, opcode, data) && this.#running) this.fail(this.#serverClosed)
+        },
+        onError: this.fail
+      })
+      if (checks) this.#checkedReader = reader
+      let onMessages = null
+      socket.on('data', (chunk) => {
+        const completed = reader.push(chunk)
+        if (completed !== 0) onMessages(completed)
+      })
+      socket.on('error', (error) => { if (this.#running) this.fail(error.message) })
+      socket.on('close', () => { if (this.#running) this.fail('connection closed by the server') })
+      reader.push(leftover)
+      onMessages = setup(socket, index)
+      socket.resume()
+    })
+  }
+
+  /**
+   * Runs the warm-up and the measurement window, waits up to `drainMs` for
+   * `drained()` and for the checked connection's last inflates, closes every
+   * connection and returns the job's result; `noneChecked` is the failure
+   * when the checked connection got nothing.
+   */
+  async finish ({ drained, drainMs, noneChecked }) {
+    const { warmupMs, durationMs, serverPid, clockTicks } = this.#job
+    let atStart = null
+    let atEnd = null
+    const { start, end } = await measureWindow({ serverPid, warmupMs, durationMs, signal: this.#abort.signal }, (on) => {
+      if (on) atStart = { ...this.counters }
+      else atEnd = { ...this.counters }
+    })
+    this.#running = false
+    // A starved smoke window may end before the first message.
+    if (this.#checked === 0 && this.#failure === null) await waitFor(() => this.#checked > 0 || this.#failure !== null, CAPTURE_WAIT_MS)
+    await waitFor(drained, drainMs)
+    await waitFor(() => this.#checkedReader.pending === 0, CAPTURE_WAIT_MS)
+    await closeAll(this.connections.map((connection) => connection.socket))
+    this.#inflater.close()
+
+    if (this.#failure !== null) return { failure: this.#failure }
+    if (this.#checked === 0) return { failure: noneChecked }
+    if (atStart === null || atEnd === null) return { failure: 'the measurement window did not complete' }
+    const usage = usageBetween(start, end, clockTicks)
+    const messages = atEnd.messages - atStart.messages
+    return {
+      metrics: {
+        rate: messages / usage.seconds,
+        wireBytes: messages === 0 ? null : (atEnd.wireBytes - atStart.wireBytes) / messages
+      },
+      compressedShare: messages === 0 ? null : (atEnd.compressed - atStart.compressed) / messages,
+      checked: this.#checked,
+      agreement: this.agreement,
+      generatorCpu: usage.generatorCpu,
+      serverCpu: usage.serverCpu,
+      otherCpu: usage.otherCpu
+    }
+  }
 }

@@ -20,30 +20,49 @@ export async function openIdle (job) {
       onCapture (opcode, bytes) { entry.verdict = entry.check?.(opcode, bytes) ?? 'unexpected message' },
       onControl (opcode, data) { if (handleControl(socket, opcode, data)) entry.lost = true }
     })
-    socket.on('data', (chunk) => reader.push(chunk))
-    socket.on('error', () => { entry.lost = true })
-    socket.on('close', () => { entry.lost = true })
-    reader.push(leftover)
-    socket.resume()
-    return entry
+    return holdIdle(entry, reader, leftover)
   })
   return { opened: held.length }
 }
 
 export async function closeIdle (job) {
-  if (held === null) return { failure: 'no idle connections are open' }
   const entries = held
   held = null
-  const lost = entries.filter((entry) => entry.lost).length
-  let failure = lost > 0 ? `${lost} idle connections were closed by the server` : null
-  if (job.verify && failure === null) {
+  return releaseIdle(entries, job, async (probe) => {
     const { opcode, payload, check } = buildPayload(job.payload)
-    const probe = entries[0]
     probe.check = check
     probe.socket.write(encodeFrame(opcode, payload))
     await waitFor(() => probe.verdict !== null, CAPTURE_WAIT_MS)
-    if (probe.verdict !== 'ok') failure = probe.verdict ?? 'no echo on an idle connection'
-  }
+    return probe.verdict === 'ok' ? null : probe.verdict ?? 'no echo on an idle connection'
+  })
+}
+
+// Shared with the compressed idle job (deflate-idle.mjs): an entry is
+// { socket, lost, ... }, `lost` once the server closed or broke its socket.
+
+/** Feeds the entry's socket to `reader` (after the bytes behind the 101) and marks the entry lost when the socket errs or closes. */
+export function holdIdle (entry, reader, leftover) {
+  const { socket } = entry
+  socket.on('data', (chunk) => reader.push(chunk))
+  socket.on('error', () => { entry.lost = true })
+  socket.on('close', () => { entry.lost = true })
+  reader.push(leftover)
+  socket.resume()
+  return entry
+}
+
+/**
+ * Ends the held idle connections (`entries`, null when none are open): a
+ * failure if the server closed any; with `job.verify`, `probe(entries[0])`
+ * proves the first still echoes (it resolves with what is wrong, or null);
+ * then a closing handshake on every one, and `release(entry)` for each.
+ */
+export async function releaseIdle (entries, job, probe, release = null) {
+  if (entries === null) return { failure: 'no idle connections are open' }
+  const lost = entries.filter((entry) => entry.lost).length
+  let failure = lost > 0 ? `${lost} idle connections were closed by the server` : null
+  if (job.verify && failure === null) failure = await probe(entries[0])
   await closeAll(entries.map((entry) => entry.socket), 5000)
+  if (release !== null) for (const entry of entries) release(entry)
   return failure === null ? { closed: entries.length } : { failure }
 }
