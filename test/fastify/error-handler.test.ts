@@ -1,5 +1,3 @@
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import t from 'tap'
 import websocket, { type WebSocketConnection } from '../../lib/index.js'
@@ -7,6 +5,7 @@ import { LogCapture, Queue, build, closeEvent, listen } from '../helpers/app.js'
 import { rawUpgrade } from '../helpers/raw-peer.js'
 import { within } from '../helpers/time.js'
 import { encodeFrame, parseClose } from '../helpers/wire.cjs'
+import { collect } from '../helpers/gc.js'
 
 interface Call {
   self: unknown
@@ -22,16 +21,6 @@ function recorder (): { calls: Queue<Call>, errorHandler: (this: FastifyInstance
   return { calls, errorHandler (error, conn, request, reply) { calls.push({ self: this, error, conn, request, reply }) } }
 }
 
-setFlagsFromString('--expose_gc')
-const gc = runInNewContext('gc') as () => void
-
-/** Collections with turns of the event loop between them, so no stack frame still holds what should go. */
-async function collect (): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    gc()
-    await new Promise<void>((resolve) => setImmediate(resolve))
-  }
-}
 
 // An unmasked binary frame with RSV2 set: a protocol violation by the client (@fastify/websocket's test sends these bytes).
 const BAD_FRAME = Buffer.from([0xa2, 0x00])

@@ -1,20 +1,9 @@
 import { once } from 'node:events'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import Fastify, { type FastifyRequest } from 'fastify'
 import t from 'tap'
 import websocket from '../../lib/index.js'
+import { collect } from '../helpers/gc.js'
 
-setFlagsFromString('--expose_gc')
-const gc = runInNewContext('gc') as () => void
-
-async function collect (): Promise<void> {
-  // A collection, then a turn of the event loop so no stack frame still holds the object.
-  for (let i = 0; i < 3; i++) {
-    gc()
-    await new Promise<void>((resolve) => setImmediate(resolve))
-  }
-}
 
 async function requestAfterHandler (retainRequest: boolean, asyncHandler: boolean): Promise<{ alive: boolean, field: unknown, echo: string }> {
   const app = Fastify()
