@@ -6,7 +6,7 @@ import { ReadyState } from '../protocol/protocol.js'
 import { bindListenerFailed, emitSafely } from './events.js'
 import { PauseReason } from './inbox.js'
 import { ConnectionInternals, kInternal } from './internal.js'
-import type { ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData, WebSocketEventMap } from './types.js'
+import type { ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, TopicHost, WebSocketData, WebSocketEventMap } from './types.js'
 
 export type { BufferFullPolicy, ConnectionLogger, ConnectionOptions, SendCallback, SendOptions, WebSocketData, WebSocketEventMap } from './types.js'
 
@@ -143,6 +143,44 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
     return internal.enqueueFrame(frame) && internal.belowHighWaterMark()
   }
 
+  /**
+   * Subscribes this connection to `topic` (a non-empty string) of the app
+   * that accepted it, until `unsubscribe` or until the connection closes.
+   * Returns false if it already was subscribed, or if it has closed (a
+   * closed connection subscribes to nothing).
+   */
+  subscribe (topic: string): boolean {
+    return topicHostOf(this).subscribe(this, topic)
+  }
+
+  /** Leaves `topic`; returns false if this connection was not subscribed to it. */
+  unsubscribe (topic: string): boolean {
+    return topicHostOf(this).unsubscribe(this, topic)
+  }
+
+  /** Whether this connection is subscribed to `topic`. */
+  isSubscribed (topic: string): boolean {
+    return topicHostOf(this).isSubscribed(this, topic)
+  }
+
+  /**
+   * The topics this connection is subscribed to, as a new array on each read
+   * (a snapshot: later subscribes do not change it). Empty once it closed.
+   */
+  get topics (): string[] {
+    return topicHostOf(this).topicsOf(this)
+  }
+
+  /**
+   * Sends a message to every subscriber of `topic` except this connection,
+   * encoding its frame once (as `app.websocket.publish`); this connection
+   * need not be subscribed itself. Returns how many connections it was
+   * queued on.
+   */
+  publish (topic: string, data: WebSocketData, options?: SendOptions): number {
+    return topicHostOf(this).publish(topic, data, options, this)
+  }
+
   ping (data?: string | Uint8Array): void {
     const internal = this.#internal
     if (internal.admit()) internal.core.ping(data)
@@ -210,6 +248,13 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
     this.log?.error({ err: error }, 'websocket message listener failed')
     if (this.#internal.canSend) this.close(CloseCode.InternalError, 'internal error')
   }
+}
+
+/** The topic table of the app that accepted `conn`; topics belong to an app, so a client connection has none. */
+function topicHostOf (conn: WebSocketConnection): TopicHost {
+  const host = conn[kInternal].topicHost
+  if (host === null) throw webSocketError('WS_ERR_NO_TOPICS', 'topics belong to the app that accepted a connection: this one was not accepted by the plugin (a client connection)')
+  return host
 }
 
 function onNewListener (this: WebSocketConnection, event: string | symbol): void {

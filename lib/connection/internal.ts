@@ -7,7 +7,7 @@ import { ReadyState, WebSocketProtocol, type ProtocolHandler } from '../protocol
 import { emitSafely, type ConnectionEmitter } from './events.js'
 import { AUTO_PONG, AWAITING_PEER, READING } from './flags.js'
 import { Inbox, PauseReason } from './inbox.js'
-import type { ConnectionOptions } from './types.js'
+import type { ConnectionOptions, TopicHost } from './types.js'
 
 /**
  * The key of a connection's internal surface: `conn[kInternal]` is its
@@ -40,6 +40,14 @@ export class ConnectionInternals extends Inbox implements ProtocolHandler {
   readonly core: WebSocketProtocol
   private readonly closeTimeout: number
   private closeTimer: NodeJS.Timeout | null = null
+  /** The app's topic table, set by the plugin on the connections it accepts; null on client connections. */
+  topicHost: TopicHost | null = null
+  /**
+   * The topics this connection is subscribed to, kept by the topic table:
+   * made on the first subscribe, so a connection that never subscribes holds
+   * no Set; null again once it has left every topic.
+   */
+  topics: Set<string> | null = null
 
   constructor (conn: ConnectionEmitter, socket: Duplex, options: ConnectionOptions) {
     super(conn, socket, options)

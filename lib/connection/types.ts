@@ -82,3 +82,16 @@ export interface ConnectionOptions {
   autoPong?: boolean
   logger?: ConnectionLogger
 }
+
+/**
+ * @internal What a server connection's topic calls go to: the topic table of
+ * the app that accepted it (lib/topics/topics.ts). Declared here so the
+ * connection does not import the table (which imports the connection).
+ */
+export interface TopicHost {
+  subscribe (conn: object, topic: string): boolean
+  unsubscribe (conn: object, topic: string): boolean
+  isSubscribed (conn: object, topic: string): boolean
+  topicsOf (conn: object): string[]
+  publish (topic: string, data: WebSocketData, options: SendOptions | undefined, except: object | null): number
+}

@@ -3,9 +3,11 @@ import { WebSocketConnection, type WebSocketData } from '../connection/connectio
 import { Heartbeats } from '../connection/heartbeat.js'
 import { kInternal } from '../connection/internal.js'
 import { channels } from '../diagnostics.js'
+import type { SendOptions } from '../connection/types.js'
 import { CloseCode } from '../protocol/close-codes.js'
-import { encodeMessageFrame } from '../protocol/frame-writer.js'
-import { CompressedBroadcast, type NegotiatedDeflate } from './compressed-broadcast.js'
+import { TopicTable } from '../topics/topics.js'
+import type { NegotiatedDeflate } from './compressed-broadcast.js'
+import { kDeflate, OutgoingMessage } from './delivery.js'
 import type { ResolvedSettings } from './settings.js'
 
 export interface BroadcastOptions {
@@ -25,6 +27,17 @@ export interface WebSocketRegistry {
    * Returns how many connections it was queued on.
    */
   broadcast (data: WebSocketData, options?: BroadcastOptions): number
+  /**
+   * Sends one message to every connection of this app subscribed to `topic`
+   * (`conn.subscribe`), encoding its frame once (and compressing it once for
+   * all receivers that can share the bytes). A subscriber whose queue is
+   * full is dropped or skipped as its `onBufferFull` says, without slowing
+   * the others. Returns how many connections it was queued on (0 for a
+   * topic nobody is subscribed to).
+   */
+  publish (topic: string, data: WebSocketData, options?: SendOptions): number
+  /** How many connections of this app are subscribed to `topic`. */
+  subscriberCount (topic: string): number
   /** The effective plugin-level settings. */
   readonly settings: Readonly<ResolvedSettings>
 }
@@ -35,9 +48,8 @@ export interface CountedRoute {
 }
 
 // The route a server connection belongs to, for its route's connection count;
-// and what it negotiated of permessage-deflate, for broadcasts.
+// what it negotiated of permessage-deflate (kDeflate) is for broadcasts and publishes.
 const kConnRoute = Symbol('fastify-rfc6455.connRoute')
-const kDeflate = Symbol('fastify-rfc6455.deflate')
 type ServerConnection = WebSocketConnection<FastifyRequest> & { [kConnRoute]?: CountedRoute, [kDeflate]?: NegotiatedDeflate }
 
 /**
@@ -47,6 +59,8 @@ type ServerConnection = WebSocketConnection<FastifyRequest> & { [kConnRoute]?: C
 export class Registry implements WebSocketRegistry {
   readonly clients = new Set<WebSocketConnection<FastifyRequest>>()
   readonly settings: ResolvedSettings
+  /** @internal The app's topics (lib/topics/topics.ts). */
+  readonly topics = new TopicTable()
   /** Set once app.close() began: upgrades are refused from then on. */
   closing = false
   private readonly heartbeats = new Heartbeats()
@@ -55,39 +69,31 @@ export class Registry implements WebSocketRegistry {
 
   constructor (settings: ResolvedSettings) {
     this.settings = settings
+    // Bound, so `const { broadcast, publish } = app.websocket` works.
     this.broadcast = this.broadcast.bind(this)
+    this.publish = this.publish.bind(this)
+    this.subscriberCount = this.subscriberCount.bind(this)
     const registry = this
     this.onTransportClosed = function (code, reason) { registry.removeClient(this, code, reason) }
   }
 
   broadcast (data: WebSocketData, options?: BroadcastOptions): number {
-    const binary = options?.binary ?? typeof data !== 'string'
-    const frame = encodeMessageFrame(data, binary)
+    const message = new OutgoingMessage(data, options?.binary ?? typeof data !== 'string')
     const filter = options?.filter
-    let compressed: CompressedBroadcast | undefined
     let count = 0
     for (const conn of options?.clients ?? this.clients) {
       if (filter !== undefined && !filter(conn)) continue
-      const internal = conn[kInternal]
-      const deflate = (conn as ServerConnection)[kDeflate]
-      let own = frame
-      if (deflate !== undefined) {
-        compressed ??= new CompressedBroadcast(data, binary)
-        const shared = compressed.frameFor(deflate)
-        if (shared === undefined) {
-          // This receiver's peer keeps our context: compress through it, in order.
-          if (internal.canSend && internal.admit(undefined, false)) {
-            internal.core.send(data, binary)
-            count++
-          }
-          continue
-        }
-        if (shared !== null) own = shared
-      }
-      // A slow receiver is dropped or skipped by its own buffer limit; the others are not slowed.
-      if (internal.enqueueFrame(own)) count++
+      if (message.deliverTo(conn)) count++
     }
     return count
+  }
+
+  publish (topic: string, data: WebSocketData, options?: SendOptions): number {
+    return this.topics.publish(topic, data, options, null)
+  }
+
+  subscriberCount (topic: string): number {
+    return this.topics.subscriberCount(topic)
   }
 
   /** Whether the app, or `route`, has its maxConnections open; the limit reached, or 0. */
@@ -104,6 +110,7 @@ export class Registry implements WebSocketRegistry {
     ;(conn as ServerConnection)[kConnRoute] = route
     if (deflate !== undefined) (conn as ServerConnection)[kDeflate] = deflate
     const internal = conn[kInternal]
+    internal.topicHost = this.topics
     internal.onTransportClosed(this.onTransportClosed)
     if (channels.open.hasSubscribers) channels.open.publish({ connection: conn, request })
     if (heartbeatInterval > 0) this.heartbeats.add(internal, heartbeatInterval)
@@ -112,6 +119,7 @@ export class Registry implements WebSocketRegistry {
   private removeClient (conn: ServerConnection, code: number, reason: string): void {
     if (!this.clients.delete(conn)) return
     conn[kConnRoute]!.open--
+    this.topics.removeAll(conn)
     this.heartbeats.remove(conn[kInternal])
     if (channels.close.hasSubscribers) channels.close.publish({ connection: conn, code, reason, wasClean: conn.wasClean })
   }

@@ -116,6 +116,16 @@ export class JsonWebSocketConnection<Request = unknown, In = unknown, Out = unkn
     return callback === undefined ? this.send(text) : this.send(text, callback)
   }
 
+  /**
+   * Serializes `message` once with the route's `schema.outgoing`, as
+   * `sendJson` does, and publishes the text to every subscriber of `topic`
+   * except this connection (`publish`). Returns how many connections it was
+   * queued on.
+   */
+  publishJson (topic: string, message: Out): number {
+    return this.publish(topic, this.#route.serialize(message))
+  }
+
   /** The text `sendJson` would send, e.g. to broadcast it with `app.websocket.broadcast`. */
   serializeJson (message: Out): string {
     return this.#route.serialize(message)
