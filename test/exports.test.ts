@@ -46,7 +46,8 @@ const CONNECTION_PUBLIC = [
   'static CONNECTING', 'static OPEN', 'static CLOSING', 'static CLOSED', 'CONNECTING', 'OPEN', 'CLOSING', 'CLOSED',
   'request', 'protocol', 'extensions', 'log', 'constructor',
   'readyState', 'bufferedAmount', 'wasClean', 'closeEmitted', 'send', 'sendAsync', 'sendFrame', 'ping', 'pong', 'close',
-  'terminate', 'pause', 'resume', 'isPaused', '[Symbol.asyncIterator]'
+  'terminate', 'pause', 'resume', 'isPaused', '[Symbol.asyncIterator]',
+  'subscribe', 'unsubscribe', 'isSubscribed', 'topics', 'publish'
 ]
 /** The hook a subclass overrides (the JSON connection hands the error to the route's errorHandler). */
 const CONNECTION_PROTECTED = ['listenerFailed']
