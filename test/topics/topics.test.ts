@@ -268,3 +268,21 @@ t.test('publishJson serializes with the route\'s schema.outgoing once', async (t
   t.same(await inboxOf(c).json(), { text: 'hi' })
   t.equal(inboxOf(a).unread, 0, 'not to the sender')
 })
+
+t.test('README\'s example: a chat room per path', async (t) => {
+  const app = await build(t)
+  app.get<{ Params: { room: string } }>('/chat/:room', { websocket: true }, (conn, req) => {
+    const room = `room:${req.params.room}`
+    conn.subscribe(room)
+    conn.on('message', (data) => conn.publish(room, data.toString()))
+  })
+  await listen(app)
+  const [a, b, c] = [await connect(app, '/chat/lobby'), await connect(app, '/chat/lobby'), await connect(app, '/chat/other')]
+  while (app.websocket.subscriberCount('room:lobby') < 2 || app.websocket.subscriberCount('room:other') < 1) await new Promise((resolve) => setImmediate(resolve))
+  a.send('hello lobby')
+  t.equal(await inboxOf(b).nextText(), 'hello lobby')
+  t.equal(app.websocket.publish('room:lobby', 'the server says hi'), 2)
+  t.equal(await inboxOf(a).nextText(), 'the server says hi')
+  t.equal(await inboxOf(b).nextText(), 'the server says hi')
+  t.equal(inboxOf(a).unread + inboxOf(c).unread, 0, 'the sender and the other room got nothing else')
+})
