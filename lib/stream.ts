@@ -3,6 +3,7 @@ import type { WebSocketConnection, WebSocketData } from './connection/connection
 import { PauseReason } from './connection/inbox.js'
 import { kInternal, type ConnectionInternals } from './connection/internal.js'
 import { WebSocketError } from './errors.js'
+import { invalidArgument } from './protocol/errors.js'
 import { CloseCode } from './protocol/close-codes.js'
 import { ReadyState } from './protocol/protocol.js'
 
@@ -118,7 +119,7 @@ class WebSocketStream extends Duplex {
       data = chunk
     } else {
       const err = new TypeError(`createWebSocketStream: a chunk must be a string, a Buffer, a TypedArray, a DataView or an ArrayBuffer (got ${chunk === null ? 'null' : typeof chunk})`)
-      callback(Object.assign(err, { code: 'WS_ERR_INVALID_ARGUMENT' }))
+      callback(invalidArgument(err))
       return
     }
     const id = ++this.#writes

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { CloseCode } from '../protocol/close-codes.js'
-import { webSocketError } from '../protocol/errors.js'
+import { invalidArgument, webSocketError } from '../protocol/errors.js'
 import { ReadyState } from '../protocol/protocol.js'
 import { bindListenerFailed, emitSafely } from './events.js'
 import { PauseReason } from './inbox.js'
@@ -110,7 +110,7 @@ export class WebSocketConnection<Request = unknown> extends EventEmitter<WebSock
     } else if (options !== undefined && (options as { fin?: unknown }).fin === false) {
       // ws sends a message in pieces with `fin: false`; sent here as messages of their
       // own, the pieces would reach the peer wrong without a word.
-      throw webSocketError('WS_ERR_INVALID_ARGUMENT', 'send(data, { fin: false }) is not supported: send whole messages, or write them to createWebSocketStream(conn)')
+      throw invalidArgument(new TypeError('send(data, { fin: false }) is not supported: send whole messages, or write them to createWebSocketStream(conn)'))
     }
     const internal = this.#internal
     if (!internal.canSend) {

@@ -1,7 +1,7 @@
 import type { WebSocketConnection, WebSocketData } from '../connection/connection.js'
 import { kInternal } from '../connection/internal.js'
 import type { SendOptions, TopicHost } from '../connection/types.js'
-import { webSocketError } from '../protocol/errors.js'
+import { invalidArgument } from '../protocol/errors.js'
 import { OutgoingMessage } from '../fastify/delivery.js'
 import { ReadyState } from '../protocol/protocol.js'
 
@@ -125,6 +125,6 @@ export class TopicTable implements TopicHost {
 
 function checkTopic (topic: unknown): asserts topic is string {
   if (typeof topic !== 'string' || topic.length === 0) {
-    throw webSocketError('WS_ERR_INVALID_ARGUMENT', `a topic is a non-empty string, got ${topic === '' ? "''" : typeof topic}`)
+    throw invalidArgument(new TypeError(`a topic is a non-empty string, got ${topic === '' ? "''" : typeof topic}`))
   }
 }
