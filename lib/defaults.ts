@@ -127,3 +127,30 @@ export const COMPRESSION_DEFAULTS = {
    */
   concurrency: 2
 }
+
+/** The Redis adapter's defaults (adapters/redis.ts), each with its reason. */
+export const REDIS_ADAPTER_DEFAULTS = {
+  /**
+   * Prepended to a topic to make its Redis channel: `'ws:'`. Keeps the
+   * adapter's channels apart from the app's own pub/sub on the same Redis;
+   * give each app its own prefix when several share one.
+   */
+  prefix: 'ws:',
+  /**
+   * Milliseconds `app.ready()` waits for the adapter's Redis connections:
+   * 10 s. Past it the app starts anyway, serving its own subscribers, and the
+   * adapter joins as soon as Redis answers: an instance must not be kept down
+   * by Redis, only its cross-instance delivery.
+   */
+  readyTimeout: 10_000,
+  /**
+   * (publisher, topic) pairs whose last sequence number is remembered, to
+   * drop a publish delivered twice (a client resending after a reconnect):
+   * 10,000, about 1 MB. Past it the least recently seen pair is forgotten;
+   * its next publish is delivered in any case, only a duplicate of it would
+   * go unnoticed.
+   */
+  dedupeEntries: 10_000,
+  /** Channels per SUBSCRIBE when restoring subscriptions after a reconnect: 1,000 keeps each command small. */
+  resubscribeBatch: 1000
+} as const

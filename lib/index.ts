@@ -16,6 +16,7 @@ export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-wri
 export { createWebSocketStream, type WebSocketStreamOptions } from './stream.js'
 export { WebSocketError } from './errors.js'
 export type { CompressionOptions } from './compression/types.js'
+export type { TopicAdapter, TopicAdapterHost } from './topics/adapter.js'
 export { WebSocketUpgradeError, type InjectWSHooks, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'
 export { ProtocolError } from './protocol/errors.js'

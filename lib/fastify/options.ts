@@ -11,7 +11,7 @@ import { ROUTE_DEFAULTS, UNKNOWN_OPTION } from './settings.js'
  */
 
 const ROUTE_KEYS = new Set(Object.keys(ROUTE_DEFAULTS))
-const PLUGIN_ONLY_KEYS = new Set(['handshakeTimeout', 'preClose'])
+const PLUGIN_ONLY_KEYS = new Set(['handshakeTimeout', 'preClose', 'adapter'])
 const PLUGIN_KEYS = new Set([...ROUTE_KEYS, ...PLUGIN_ONLY_KEYS])
 // Fastify's own register options (FastifyRegisterOptions): Fastify reads them, the plugin ignores them.
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])

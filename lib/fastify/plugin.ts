@@ -7,7 +7,7 @@ import { injectWebSocket, type InjectWSHooks, type InjectWSOptions } from './inj
 import { checkPluginOptions } from './options.js'
 import { Registry } from './registry.js'
 import { Routes } from './route.js'
-import { ROUTE_DEFAULTS, resolveHandshakeTimeout, resolvePreClose, resolveSettings, type WebSocketPluginOptions } from './settings.js'
+import { ROUTE_DEFAULTS, resolveAdapter, resolveHandshakeTimeout, resolvePreClose, resolveSettings, type WebSocketPluginOptions } from './settings.js'
 import { UpgradeListener, readUpgradeRequestBody } from './upgrade.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
 
@@ -32,10 +32,12 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   const settings = resolveSettings(ROUTE_DEFAULTS, options, 'fastify-rfc6455')
   const handshakeTimeout = resolveHandshakeTimeout(options)
   const preClose = resolvePreClose(options)
+  const adapter = resolveAdapter(options)
   // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
   checkMessageSettings(settings, 'fastify-rfc6455')
 
-  const registry = new Registry(settings)
+  const registry = new Registry(settings, adapter, fastify.log)
+  adapter?.attach(registry.topics.host(fastify.log))
   const upgrades = new UpgradeListener(fastify, registry, handshakeTimeout)
   const compilers = new CompilerCache()
   const routes = new Routes(registry, createAccept(registry, upgrades, compilers))
@@ -59,6 +61,11 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     }
     done()
   })
+  if (adapter?.ready !== undefined) {
+    fastify.addHook('onReady', async function adapterReady () {
+      await adapter.ready!()
+    })
+  }
   fastify.addHook('preParsing', readUpgradeRequestBody)
   fastify.addHook('onRoute', function (routeOptions) { routes.onRoute(this, routeOptions) })
   fastify.addHook('onRequest', routes.checkHandshake)
@@ -86,7 +93,9 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     removeUpgradeFilter()
     server[kRegistered] = undefined
     registry.stop()
-    done()
+    // After the shutdown round: the connections have left their topics, so nothing more is published through it.
+    if (adapter === null) done()
+    else adapter.close().then(() => done(), done)
   })
 }
 

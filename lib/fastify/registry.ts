@@ -1,10 +1,11 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocketConnection, type WebSocketData } from '../connection/connection.js'
 import { Heartbeats } from '../connection/heartbeat.js'
 import { kInternal } from '../connection/internal.js'
 import { channels } from '../diagnostics.js'
 import type { SendOptions } from '../connection/types.js'
 import { CloseCode } from '../protocol/close-codes.js'
+import type { TopicAdapter } from '../topics/adapter.js'
 import { TopicTable } from '../topics/topics.js'
 import type { NegotiatedDeflate } from './compressed-broadcast.js'
 import { kDeflate, OutgoingMessage } from './delivery.js'
@@ -60,15 +61,16 @@ export class Registry implements WebSocketRegistry {
   readonly clients = new Set<WebSocketConnection<FastifyRequest>>()
   readonly settings: ResolvedSettings
   /** @internal The app's topics (lib/topics/topics.ts). */
-  readonly topics = new TopicTable()
+  readonly topics: TopicTable
   /** Set once app.close() began: upgrades are refused from then on. */
   closing = false
   private readonly heartbeats = new Heartbeats()
   // One listener for every connection of this app (no closure per connection).
   private readonly onTransportClosed: (this: ServerConnection, code: number, reason: string) => void
 
-  constructor (settings: ResolvedSettings) {
+  constructor (settings: ResolvedSettings, adapter: TopicAdapter | null = null, log?: FastifyBaseLogger) {
     this.settings = settings
+    this.topics = new TopicTable(adapter, log)
     // Bound, so `const { broadcast, publish } = app.websocket` works.
     this.broadcast = this.broadcast.bind(this)
     this.publish = this.publish.bind(this)

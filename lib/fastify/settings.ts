@@ -7,6 +7,7 @@ import type { SubprotocolSelector } from '../protocol/handshake.js'
 import { pieceLimits } from '../protocol/piece-limit.js'
 import { resolveCompression } from '../compression/settings.js'
 import type { CompressionOptions, ResolvedCompression } from '../compression/types.js'
+import type { TopicAdapter } from '../topics/adapter.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
@@ -101,6 +102,13 @@ export interface WebSocketPluginOptions extends WebSocketRouteSettings {
    * refused from the moment it starts.
    */
   preClose?: WebSocketPreClose
+  /**
+   * Carries topics across processes: a publish on any instance reaches the
+   * subscribers on every instance (README, "Topics and scaling out"), e.g.
+   * `redisAdapter({ client })` from `fastify-rfc6455/redis`. Default: none,
+   * topics live in this process.
+   */
+  adapter?: TopicAdapter
 }
 
 /**
@@ -224,6 +232,22 @@ export function resolveHandshakeTimeout (options: WebSocketPluginOptions): numbe
     throw invalidOption(`fastify-rfc6455: handshakeTimeout must be a positive number of milliseconds, got ${timeout}`)
   }
   return timeout
+}
+
+const ADAPTER_METHODS = ['attach', 'subscribe', 'unsubscribe', 'publish', 'close'] as const
+
+/** The plugin-level-only `adapter`, checked: an object with the TopicAdapter methods, or undefined. */
+export function resolveAdapter (options: WebSocketPluginOptions): TopicAdapter | null {
+  const adapter = options.adapter
+  if (adapter === undefined) return null
+  const missing = adapter === null || typeof adapter !== 'object'
+    ? ADAPTER_METHODS
+    : ADAPTER_METHODS.filter((name) => typeof adapter[name] !== 'function')
+  if (missing.length > 0) {
+    throw invalidOption(`fastify-rfc6455: adapter must be a topic adapter (e.g. redisAdapter() from 'fastify-rfc6455/redis'), missing ${missing.join(', ')}`)
+  }
+  if (adapter.ready !== undefined && typeof adapter.ready !== 'function') throw invalidOption('fastify-rfc6455: adapter.ready must be a function')
+  return adapter
 }
 
 /** The plugin-level-only `preClose`, checked (@fastify/websocket's message, word for word). */

@@ -1,9 +1,11 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocketConnection, WebSocketData } from '../connection/connection.js'
 import { kInternal } from '../connection/internal.js'
 import type { SendOptions, TopicHost } from '../connection/types.js'
 import { invalidArgument } from '../protocol/errors.js'
 import { OutgoingMessage } from '../fastify/delivery.js'
 import { ReadyState } from '../protocol/protocol.js'
+import type { TopicAdapter, TopicAdapterHost } from './adapter.js'
 
 type Conn = WebSocketConnection<any>
 
@@ -15,16 +17,26 @@ type Conn = WebSocketConnection<any>
  * A topic exists only while it has subscribers: the last one leaving deletes
  * its entry, so topics cost nothing once empty.
  *
- * The seam for cross-process adapters (not public yet): everything that
- * changes which topics this process has subscribers for passes through
- * `onFirstSubscriber` / `onLastSubscriberGone`, and every publish, from the
- * app or from a connection, through `publish`. A Redis adapter would
- * subscribe and unsubscribe its channel in the two hooks, and in `publish`
- * deliver locally (`deliverLocal`) and forward the payload to the other
- * instances, which call their own `deliverLocal` on receipt.
+ * With an adapter (lib/topics/adapter.ts), everything that changes which
+ * topics this process has subscribers for passes through `onFirstSubscriber`
+ * / `onLastSubscriberGone`, and every publish, from the app or from a
+ * connection, through `publish`: delivered here first, then handed to the
+ * adapter, which carries it to the other instances; they deliver it with
+ * `deliverLocal` (the host's `deliver`).
  */
 export class TopicTable implements TopicHost {
   private readonly subscribers = new Map<string, Set<Conn>>()
+
+  constructor (private readonly adapter: TopicAdapter | null = null, private readonly log?: FastifyBaseLogger) {}
+
+  /** What the adapter sees of this table (TopicAdapterHost). */
+  host (log: FastifyBaseLogger): TopicAdapterHost {
+    return {
+      deliver: (topic, payload, binary) => this.deliverLocal(topic, payload, binary, null),
+      topics: () => this.subscribers.keys(),
+      log
+    }
+  }
 
   /** How many topics have subscribers (an empty topic has no entry). */
   get size (): number {
@@ -92,7 +104,11 @@ export class TopicTable implements TopicHost {
    */
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, except: Conn | null): number {
     checkTopic(topic)
-    return this.deliverLocal(topic, data, options?.binary ?? typeof data !== 'string', except)
+    const binary = options?.binary ?? typeof data !== 'string'
+    const count = this.deliverLocal(topic, data, binary, except)
+    // Other instances may have subscribers even when this one has none.
+    if (this.adapter !== null) this.toAdapter('publish', topic, payloadOf(data), binary)
+    return count
   }
 
   /** Queues the message on this process's subscribers of `topic`, encoded once; returns on how many. */
@@ -108,11 +124,29 @@ export class TopicTable implements TopicHost {
     return count
   }
 
-  /** The first subscriber in this process joined `topic`. In-process: nothing to do (adapter seam). */
-  protected onFirstSubscriber (_topic: string): void {}
+  /** The first subscriber in this process joined `topic`. */
+  private onFirstSubscriber (topic: string): void {
+    if (this.adapter !== null) this.toAdapter('subscribe', topic)
+  }
 
-  /** The last subscriber in this process left `topic`. In-process: nothing to do (adapter seam). */
-  protected onLastSubscriberGone (_topic: string): void {}
+  /** The last subscriber in this process left `topic`. */
+  private onLastSubscriberGone (topic: string): void {
+    if (this.adapter !== null) this.toAdapter('unsubscribe', topic)
+  }
+
+  /**
+   * An adapter must not throw (it drops and counts when its broker is away);
+   * one that does anyway must not break the table's state or a closing
+   * connection, so the error is logged here, after the table was updated.
+   */
+  private toAdapter (method: 'subscribe' | 'unsubscribe' | 'publish', topic: string, payload?: string | Buffer, binary?: boolean): void {
+    try {
+      if (method === 'publish') this.adapter!.publish(topic, payload!, binary!)
+      else this.adapter![method](topic)
+    } catch (error) {
+      this.log?.error({ err: error, topic }, `fastify-rfc6455: the topic adapter threw in ${method}`)
+    }
+  }
 
   private leave (conn: Conn, topic: string): void {
     const set = this.subscribers.get(topic)!
@@ -121,6 +155,13 @@ export class TopicTable implements TopicHost {
     this.subscribers.delete(topic)
     this.onLastSubscriberGone(topic)
   }
+}
+
+/** What an adapter is handed: a string as it is, bytes as a Buffer over the same memory. */
+function payloadOf (data: WebSocketData): string | Buffer {
+  if (typeof data === 'string' || Buffer.isBuffer(data)) return data
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return Buffer.from(data)
 }
 
 function checkTopic (topic: unknown): asserts topic is string {
