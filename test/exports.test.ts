@@ -22,7 +22,7 @@ const MAIN_VALUES = [
 const MAIN_TYPES = [
   'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'CompressionOptions', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
-  'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'VariantHandlers', 'WebSocketData', 'WebSocketErrorHandler', 'WebSocketEventMap', 'WebSocketHandler',
+  'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'TopicAdapter', 'TopicAdapterHost', 'VariantHandlers', 'WebSocketData', 'WebSocketErrorHandler', 'WebSocketEventMap', 'WebSocketHandler',
   'WebSocketPluginOptions', 'WebSocketPreClose', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings', 'WebSocketStreamOptions'
 ]
 
@@ -41,6 +41,10 @@ const PROTOCOL_TYPES = [
   'ProtocolOptions', 'ResponseHead', 'Role', 'SubprotocolSelector', 'UpgradeResponseOptions'
 ]
 
+/** `fastify-rfc6455/redis`: the Redis topic adapter (needs the optional peer ioredis). */
+const REDIS_VALUES = ['redisAdapter']
+const REDIS_TYPES = ['RedisAdapter', 'RedisAdapterOptions', 'RedisAdapterStats']
+
 /** What the declarations show of `WebSocketConnection` (README, "The connection"); its machinery is behind a `#private` field. */
 const CONNECTION_PUBLIC = [
   'static CONNECTING', 'static OPEN', 'static CLOSING', 'static CLOSED', 'CONNECTING', 'OPEN', 'CLOSING', 'CLOSED',
@@ -57,10 +61,11 @@ const sorted = (names: Iterable<string>): string[] => [...names].sort()
 t.test('runtime exports of both entry points, through require and import', async (t) => {
   const out = execFileSync(process.execPath, ['-e', `
     const keys = (m) => Object.keys(m).sort()
-    Promise.all([import('fastify-rfc6455'), import('fastify-rfc6455/protocol')]).then(([main, protocol]) => {
+    Promise.all([import('fastify-rfc6455'), import('fastify-rfc6455/protocol'), import('fastify-rfc6455/redis')]).then(([main, protocol, redis]) => {
       console.log(JSON.stringify({
         require: keys(require('fastify-rfc6455')), requireProtocol: keys(require('fastify-rfc6455/protocol')),
-        import: keys(main), importProtocol: keys(protocol)
+        requireRedis: keys(require('fastify-rfc6455/redis')),
+        import: keys(main), importProtocol: keys(protocol), importRedis: keys(redis)
       }))
     })`], { cwd: root, encoding: 'utf8' })
   const found = JSON.parse(out)
@@ -68,6 +73,18 @@ t.test('runtime exports of both entry points, through require and import', async
   t.same(found.import, sorted(MAIN_VALUES), "import 'fastify-rfc6455'")
   t.same(found.requireProtocol, sorted(PROTOCOL_VALUES), "require('fastify-rfc6455/protocol')")
   t.same(found.importProtocol, sorted(PROTOCOL_VALUES), "import 'fastify-rfc6455/protocol'")
+  t.same(found.requireRedis, sorted(REDIS_VALUES), "require('fastify-rfc6455/redis')")
+  t.same(found.importRedis, sorted(REDIS_VALUES), "import 'fastify-rfc6455/redis'")
+})
+
+t.test('the main entry and the protocol entry do not load ioredis (an optional peer dependency)', async (t) => {
+  const out = execFileSync(process.execPath, ['-e', `
+    require('fastify-rfc6455'); require('fastify-rfc6455/protocol')
+    const before = Object.keys(require.cache).filter((file) => file.includes('/node_modules/ioredis/')).length
+    require('fastify-rfc6455/redis')
+    const after = Object.keys(require.cache).filter((file) => file.includes('/node_modules/ioredis/')).length
+    console.log(JSON.stringify({ before, after: after > 0 }))`], { cwd: root, encoding: 'utf8' })
+  t.same(JSON.parse(out), { before: 0, after: true }, 'only fastify-rfc6455/redis requires it')
 })
 
 /**
@@ -77,7 +94,8 @@ t.test('runtime exports of both entry points, through require and import', async
 function declarations (format: 'cjs' | 'esm') {
   const main = join(root, 'dist', format, 'index.d.ts')
   const protocol = join(root, 'dist', format, 'protocol/index.d.ts')
-  const program = ts.createProgram([main, protocol], {
+  const redis = join(root, 'dist', format, 'adapters/redis.d.ts')
+  const program = ts.createProgram([main, protocol, redis], {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.Node16,
     moduleResolution: ts.ModuleResolutionKind.Node16,
@@ -87,16 +105,17 @@ function declarations (format: 'cjs' | 'esm') {
   })
   const checker = program.getTypeChecker()
   const exportsOf = (file: string): ts.Symbol[] => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(file)!)!)
-  return { program, checker, exportsOf, main, protocol }
+  return { program, checker, exportsOf, main, protocol, redis }
 }
 
 const builds = [declarations('cjs'), declarations('esm')]
 const relative = (file: string): string => file.slice(root.length + 1)
 
 t.test('names exported by the entry declarations', async (t) => {
-  for (const { exportsOf, main, protocol } of builds) {
+  for (const { exportsOf, main, protocol, redis } of builds) {
     t.same(sorted(exportsOf(main).map((symbol) => symbol.name)), sorted([...MAIN_VALUES, ...MAIN_TYPES]), relative(main))
     t.same(sorted(exportsOf(protocol).map((symbol) => symbol.name)), sorted([...PROTOCOL_VALUES, ...PROTOCOL_TYPES]), relative(protocol))
+    t.same(sorted(exportsOf(redis).map((symbol) => symbol.name)), sorted([...REDIS_VALUES, ...REDIS_TYPES]), relative(redis))
   }
 })
 
