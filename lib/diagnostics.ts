@@ -11,12 +11,15 @@ import { channel } from 'node:diagnostics_channel'
  *                             (statusCode 0: the socket was closed without an answer)
  * - `fastify-rfc6455:limit`   `{ limit, connection?, request?, error? }` a limit was hit;
  *                             `limit` names the setting
+ * - `fastify-rfc6455:adapter` `{ event: 'dropped', topic, error }` the Redis adapter could not
+ *                             carry a publish to the other instances (error null: not connected)
  */
 export const channels = {
   open: channel('fastify-rfc6455:open'),
   close: channel('fastify-rfc6455:close'),
   refused: channel('fastify-rfc6455:refused'),
-  limit: channel('fastify-rfc6455:limit')
+  limit: channel('fastify-rfc6455:limit'),
+  adapter: channel('fastify-rfc6455:adapter')
 }
 
 export function publishLimit (limit: string, connection: unknown, error?: Error, request?: unknown): void {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { channel } from 'node:diagnostics_channel'
 // ioredis is an optional peer dependency: only this subpath (`fastify-rfc6455/redis`) loads it.
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { REDIS_ADAPTER_DEFAULTS } from '../defaults.js'
+import { channels } from '../diagnostics.js'
 import { invalidOption } from '../fastify/settings.js'
 import type { TopicAdapter, TopicAdapterHost } from '../topics/adapter.js'
 import { decodeEnvelope, encodeEnvelope, MAX_SEQUENCE, ORIGIN_SIZE } from './envelope.js'
@@ -48,12 +48,6 @@ export interface RedisAdapter extends TopicAdapter {
   /** This instance's id in the envelopes, hex. */
   readonly instanceId: string
 }
-
-/**
- * `fastify-rfc6455:adapter` gets `{ event: 'dropped', topic, error }` for
- * each publish the adapter could not carry to the other instances.
- */
-const adapterChannel = channel('fastify-rfc6455:adapter')
 
 /**
  * Topics across instances on Redis pub/sub: `app.register(websocket, {
@@ -242,7 +236,7 @@ class RedisTopicAdapter implements RedisAdapter {
     if (this.droppedInOutage++ === 0) {
       this.host?.log.warn({ topic, err: error ?? undefined }, 'fastify-rfc6455: Redis adapter cannot reach Redis; cross-instance publishes are dropped until it can (local delivery goes on)')
     }
-    if (adapterChannel.hasSubscribers) adapterChannel.publish({ event: 'dropped', topic, error })
+    if (channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'dropped', topic, error })
   }
 
   private readonly onClientError = (error: Error): void => {

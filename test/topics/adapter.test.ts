@@ -6,8 +6,8 @@
 
 import { once } from 'node:events'
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import type { TopicAdapter, TopicAdapterHost } from '../../lib/index.js'
+import Fastify, { type FastifyInstance } from 'fastify'
+import websocket, { type TopicAdapter, type TopicAdapterHost } from '../../lib/index.js'
 import { acceptConnections, build, closeEvent, connect, inboxOf, listen } from '../helpers/app.js'
 
 type Call = [string, ...unknown[]]
@@ -164,8 +164,6 @@ t.test('an adapter that throws is logged; the table and the app carry on', async
 })
 
 t.test('the setting is checked at register, and is app-wide only', async (t) => {
-  const Fastify = (await import('fastify')).default
-  const websocket = (await import('../../lib/index.js')).default
   const bad = Fastify()
   t.teardown(async () => await bad.close())
   await t.rejects(async () => { await bad.register(websocket, { adapter: { attach () {} } as any }) }, {
