@@ -1,36 +1,63 @@
 // Example app: a chat over fastify-rfc6455, next to ordinary REST routes.
+// Rooms are topics: joining one subscribes the connection, saying something
+// publishes to it.
 //
 //   npm start                      # http://127.0.0.1:3000 (PORT and HOST override)
 //
+// With REDIS_URL, rooms are shared through Redis by every instance started
+// with the same URL (without it, they live in this process):
+//
+//   REDIS_URL=redis://127.0.0.1:6379 PORT=3000 npm start
+//   REDIS_URL=redis://127.0.0.1:6379 PORT=3001 npm start
+//
 //   GET /                          the chat page (index.html)
 //   GET /api/health                { status: 'ok', connections }
-//   GET /api/rooms                 [{ name, members: [names] }]
-//   GET /chat?name=NAME&room=ROOM  WebSocket: the chat itself
-//                                  plain HTTP: the room's members and recent messages
+//   GET /chat?name=NAME&room=ROOM  WebSocket: the chat itself, starting in ROOM (default lobby)
+//                                  plain HTTP: ROOM's recent messages on this instance
 //
 // Chat protocol, JSON text messages:
-//   client → server  { "text": "hello" }
-//   server → client  { "type": "welcome", name, room, members, history }
-//                    { "type": "message", id, name, text, at }
-//                    { "type": "join" | "leave", name, members, at }
-//                    { "type": "error", message }
+//   client → server  { "type": "join", "room": "ROOM" }   { "type": "leave", "room": "ROOM" }
+//                    { "type": "say", "room": "ROOM", "text": "hello" }
+//   server → client  { type: 'welcome', name, room, history }      you are in ROOM (on connecting, after a join)
+//                    { type: 'message', room, name, text, at }     to everyone in the room, sender included
+//                    { type: 'joined' | 'left', room, name, at }   someone else came or went
+//                    { type: 'error', message }
+//   Anything else is answered { statusCode: 400, code, message } (the plugin's onInvalidMessage).
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 // In an application: import websocket from 'fastify-rfc6455'
-import websocket, { type WebSocketConnection } from '../../lib/index.js'
+//                     import { redisAdapter } from 'fastify-rfc6455/redis'
+import websocket from '../../lib/index.js'
+import { redisAdapter } from '../../lib/adapters/redis.js'
 
 const MAX_TEXT = 1000
+const MAX_ROOMS = 10 // rooms one connection may be in at once
 const HISTORY = 50
+
+const roomName = { type: 'string', minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_-]+$' } as const
 
 const chatQuery = {
   type: 'object',
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 32, pattern: '\\S' },
-    room: { type: 'string', minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_-]+$', default: 'lobby' }
+    room: { ...roomName, default: 'lobby' }
   },
   required: ['name'],
   additionalProperties: false
+} as const
+
+// What clients may send: one schema per `type`, validated before the handlers below see it.
+const clientMessage = {
+  anyOf: [
+    { type: 'object', properties: { type: { const: 'join' }, room: roomName }, required: ['type', 'room'] },
+    { type: 'object', properties: { type: { const: 'leave' }, room: roomName }, required: ['type', 'room'] },
+    {
+      type: 'object',
+      properties: { type: { const: 'say' }, room: roomName, text: { type: 'string', maxLength: MAX_TEXT, pattern: '\\S' } },
+      required: ['type', 'room', 'text']
+    }
+  ]
 } as const
 
 interface ChatQuery {
@@ -38,48 +65,48 @@ interface ChatQuery {
   room: string
 }
 
+type ClientMessage =
+  | { type: 'join', room: string }
+  | { type: 'leave', room: string }
+  | { type: 'say', room: string, text: string }
+
 interface ChatMessage {
   type: 'message'
-  id: number
+  room: string
   name: string
   text: string
   at: string
 }
 
-interface Member {
-  name: string
-  conn: WebSocketConnection<unknown>
-}
-
-interface Room {
-  members: Set<Member>
-  history: ChatMessage[]
-}
+type ServerMessage =
+  | ChatMessage
+  | { type: 'welcome', name: string, room: string, history: ChatMessage[] }
+  | { type: 'joined' | 'left', room: string, name: string, at: string }
+  | { type: 'error', message: string }
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
+  /** Share rooms with the other instances using this Redis (start() passes $REDIS_URL). */
+  redisUrl?: string
 }
 
 export async function build (options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false })
-  // Chat messages are small: a low limit keeps a misbehaving client from hogging memory.
-  await app.register(websocket, { maxMessageSize: 16 * 1024 })
+  await app.register(websocket, {
+    // Chat messages are small: a low limit keeps a misbehaving client from hogging memory.
+    maxMessageSize: 16 * 1024,
+    // Publishes reach the rooms' subscribers on every instance; without it, in this process only.
+    adapter: options.redisUrl === undefined ? undefined : redisAdapter({ url: options.redisUrl })
+  })
 
-  const rooms = new Map<string, Room>()
-  let nextId = 1
-
-  const roomOf = (name: string): Room => {
-    let room = rooms.get(name)
-    if (room === undefined) {
-      room = { members: new Set(), history: [] }
-      rooms.set(name, room)
-    }
-    return room
-  }
-  const namesIn = (room: Room | undefined): string[] => room === undefined ? [] : [...room.members].map((m) => m.name)
-  const broadcast = (room: Room, payload: object): void => {
-    app.websocket.broadcast(JSON.stringify(payload), { clients: [...room.members].map((m) => m.conn) })
-  }
+  // The members of a room are the connections subscribed to its topic.
+  const topicOf = (room: string): string => `room:${room}`
+  // The last messages said in each room, for newcomers: those said through this
+  // instance. Publishes from other instances go from Redis straight to this one's
+  // sockets, not through this code, so each instance has a history of its own
+  // (a shared one would be kept in Redis too, e.g. a capped list per room).
+  const history = new Map<string, ChatMessage[]>()
+  const now = (): string => new Date().toISOString()
 
   const page = join(__dirname, 'index.html')
   app.get('/', async (_request, reply) => {
@@ -88,53 +115,59 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
 
   app.get('/api/health', async () => ({ status: 'ok', connections: app.websocket.clients.size }))
 
-  app.get('/api/rooms', async () => {
-    return [...rooms].map(([name, room]) => ({ name, members: namesIn(room) }))
-  })
-
-  app.route<{ Querystring: ChatQuery }>({
+  app.route<{ Querystring: ChatQuery, Message: ClientMessage, Outgoing: ServerMessage }>({
     method: 'GET',
     url: '/chat',
-    schema: { querystring: chatQuery },
+    schema: { querystring: chatQuery, message: clientMessage },
     // Plain HTTP on the chat URL: what a newcomer would see.
-    handler: async (request) => {
-      const room = rooms.get(request.query.room)
-      return { room: request.query.room, members: namesIn(room), history: room?.history ?? [] }
-    },
+    handler: async (request) => ({ room: request.query.room, history: history.get(request.query.room) ?? [] }),
     wsHandler: (conn, request) => {
       const name = request.query.name.trim()
-      const roomName = request.query.room
-      const room = roomOf(roomName)
-      const member: Member = { name, conn }
-      room.members.add(member)
+      // The rooms this connection is in, to say goodbye in each when it closes
+      // (by then it has left their topics already).
+      const rooms = new Set<string>()
 
-      conn.send(JSON.stringify({ type: 'welcome', name, room: roomName, members: namesIn(room), history: room.history }))
-      broadcast(room, { type: 'join', name, members: namesIn(room), at: new Date().toISOString() })
+      const enter = (room: string): void => {
+        if (!rooms.has(room)) {
+          if (rooms.size === MAX_ROOMS) {
+            conn.sendJson({ type: 'error', message: `at most ${MAX_ROOMS} rooms at once` })
+            return
+          }
+          rooms.add(room)
+          conn.subscribe(topicOf(room))
+          conn.publishJson(topicOf(room), { type: 'joined', room, name, at: now() }) // to the others
+        }
+        conn.sendJson({ type: 'welcome', name, room, history: history.get(room) ?? [] })
+      }
 
-      conn.on('message', (data: Buffer, isBinary: boolean) => {
-        let text: unknown
-        try {
-          text = isBinary ? undefined : (JSON.parse(data.toString()) as { text?: unknown }).text
-        } catch {
-          text = undefined
+      const leave = (room: string): void => {
+        if (!rooms.delete(room)) return
+        conn.unsubscribe(topicOf(room))
+        conn.publishJson(topicOf(room), { type: 'left', room, name, at: now() })
+        if (app.websocket.subscriberCount(topicOf(room)) === 0) history.delete(room)
+      }
+
+      enter(request.query.room)
+      conn.onJson('type', {
+        join: ({ room }) => enter(room),
+        leave: ({ room }) => leave(room),
+        say: ({ room, text }) => {
+          if (!rooms.has(room)) {
+            conn.sendJson({ type: 'error', message: `join #${room} before saying something there` })
+            return
+          }
+          const message: ChatMessage = { type: 'message', room, name, text: text.trim(), at: now() }
+          const recent = history.get(room) ?? []
+          recent.push(message)
+          if (recent.length > HISTORY) recent.shift()
+          history.set(room, recent)
+          // To everyone in the room, the sender too; serialized once.
+          app.websocket.publish(topicOf(room), conn.serializeJson(message))
         }
-        if (typeof text !== 'string' || text.trim() === '' || text.length > MAX_TEXT) {
-          conn.send(JSON.stringify({ type: 'error', message: `send {"text": "..."} with 1 to ${MAX_TEXT} characters` }))
-          return
-        }
-        const message: ChatMessage = { type: 'message', id: nextId++, name, text: text.trim(), at: new Date().toISOString() }
-        room.history.push(message)
-        if (room.history.length > HISTORY) room.history.shift()
-        broadcast(room, message)
       })
 
       conn.on('close', () => {
-        room.members.delete(member)
-        if (room.members.size > 0) {
-          broadcast(room, { type: 'leave', name, members: namesIn(room), at: new Date().toISOString() })
-        } else {
-          rooms.delete(roomName)
-        }
+        for (const room of rooms) leave(room)
       })
     }
   })
@@ -143,7 +176,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
 }
 
 async function start (): Promise<void> {
-  const app = await build({ logger: true })
+  const app = await build({ logger: true, redisUrl: process.env.REDIS_URL || undefined })
   const port = Number(process.env.PORT ?? 3000)
   const host = process.env.HOST ?? '127.0.0.1'
   await app.listen({ port, host })
