@@ -121,6 +121,8 @@ class RedisTopicAdapter implements RedisAdapter {
       this.ownsPublisher = true
       this.publisher.on('error', this.onClientError)
     }
+    // A client made with `lazyConnect` waits for its first command; the adapter needs it connected.
+    if (this.publisher.status === 'wait') this.publisher.connect().catch(ignoreError)
     const subscriber = this.subscriber = duplicate(this.publisher, this.options.sharded)
     subscriber.on('error', this.onClientError)
     subscriber.on('ready', this.onSubscriberReady)
