@@ -42,6 +42,10 @@ function formatProgress (result, scenario) {
 }
 
 async function runCell (fleet, scenario, serverId, options, environment, params) {
+  const definition = fleet.servers.get(serverId).definition
+  if (definition.only !== undefined && !definition.only.includes(scenario.id)) {
+    return { unsupported: true, reason: `measured only in ${definition.only.join(', ')}` }
+  }
   if (scenario.requires !== undefined) {
     const feature = fleet.features(serverId)[scenario.requires]
     if (feature !== true) {
@@ -52,17 +56,18 @@ async function runCell (fleet, scenario, serverId, options, environment, params)
   try {
     const server = await fleet.server(serverId)
     load = await fleet.loadGenerator()
-    const definition = fleet.servers.get(serverId).definition
     const result = await scenario.measure({
       server,
       load,
+      definition,
+      pin: environment.pin,
       params,
       smoke: options.smoke,
       timing: options.timing,
       clockTicks: environment.clockTicks,
       startFreshServer: () => startServer(definition, { pin: environment.pin })
     })
-    if (result.unsupported) return { unsupported: true, reason: 'the server answered that it has no API for this scenario' }
+    if (result.unsupported) return { unsupported: true, reason: result.reason ?? 'the server answered that it has no API for this scenario' }
     return result
   } catch (error) {
     // A job that timed out may have left the generator wedged: start a new one.
@@ -91,7 +96,9 @@ async function main () {
   // is better off free to use whichever core a busy machine has spare.
   if (options.smoke) environment.pin = false
   const scenarios = SCENARIOS.filter((scenario) => options.scenarios.includes(scenario.id))
-  const definitions = SERVERS.filter((server) => options.servers.includes(server.id))
+  // A server measured only in some scenarios (`only`) is not started for the others.
+  const definitions = SERVERS.filter((server) => options.servers.includes(server.id) &&
+    (server.only === undefined || scenarios.some((scenario) => server.only.includes(scenario.id))))
   const params = new Map(scenarios.map((scenario) => [scenario.id, paramsFor(scenario, options, environment)]))
 
   log(`machine: ${environment.machine}`)

@@ -16,6 +16,16 @@ function killByPid (pid) {
   }
 }
 
+/**
+ * For a child that is not a NodeChild (redis-server): killed by PID with the
+ * others when the run exits. Returns the function that forgets it again.
+ */
+export function killOnExit (pid) {
+  installExitHooks()
+  live.add(pid)
+  return () => live.delete(pid)
+}
+
 let exitHooksInstalled = false
 function installExitHooks () {
   if (exitHooksInstalled) return
@@ -42,17 +52,18 @@ export class NodeChild {
   #firstMessage
 
   /**
-   * `cpu` pins the child with taskset when `pin` is true. The soft file
-   * descriptor limit is raised to the hard one first: the idle scenario holds
-   * ten thousand sockets on each side.
+   * `cpu` pins the child with taskset when `pin` is true; `env` is added to
+   * the run's environment. The soft file descriptor limit is raised to the
+   * hard one first: the idle scenario holds ten thousand sockets on each side.
    */
-  constructor ({ name, script, nodeArgs = [], cpu, pin }) {
+  constructor ({ name, script, nodeArgs = [], cpu, pin, env = {} }) {
     installExitHooks()
     this.name = name
     const command = [...(pin ? ['taskset', '-c', String(cpu)] : []), process.execPath, ...nodeArgs, script]
     // `exec` keeps the PID, so the PID we hold is the Node.js process itself.
     this.#child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', ...command], {
       cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc']
     })
     this.pid = this.#child.pid

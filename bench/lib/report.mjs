@@ -97,11 +97,14 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
     const byServer = results.get(scenario.id)
     const params = options.smoke ? scenario.smoke : scenario.full
     const name = `${scenario.title} (${scenario.describe(params)})`
+    // A scenario may compare with another server than ws (the cross-instance one: socket.io).
+    const reference = scenario.reference ?? REFERENCE
+    const against = reference === REFERENCE ? '' : ` (×r: to ${reference})`
     for (const metric of scenario.metrics) {
       const arrow = metric.better === 'higher' ? '↑' : '↓'
       metricRows.push([
-        `${name}, ${metric.label} ${arrow}`,
-        ...running.map((id) => metricCell(byServer.get(id), metric, byServer.get(REFERENCE), id === REFERENCE))
+        `${name}, ${metric.label} ${arrow}${against}`,
+        ...running.map((id) => metricCell(byServer.get(id), metric, byServer.get(reference), id === reference))
       ])
     }
     if (!scenario.untimed) cpuRows.push([name, ...running.map((id) => cpuCell(byServer.get(id)))])
@@ -109,11 +112,22 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
 
   const notes = []
   for (const [id, reason] of skipped) notes.push(`- **${id}** skipped: ${reason.split('\n')[0]}`)
+  // One note per server and reason for n/a cells, listing the scenarios (socket.io is n/a in most).
+  const unsupported = new Map()
+  for (const scenario of scenarios) {
+    for (const [id, rounds] of results.get(scenario.id)) {
+      const reason = rounds.find((round) => round?.unsupported)?.reason
+      if (reason === undefined) continue
+      const key = `${id}\n${reason}`
+      if (!unsupported.has(key)) unsupported.set(key, { id, reason, scenarios: [] })
+      unsupported.get(key).scenarios.push(scenario.id)
+    }
+  }
+  for (const { id, reason, scenarios: ids } of unsupported.values()) notes.push(`- ${ids.join(', ')} / ${id}: n/a: ${reason}`)
   for (const scenario of scenarios) {
     for (const [id, rounds] of results.get(scenario.id)) {
       const reasons = new Set()
       rounds.forEach((round, index) => {
-        if (round?.unsupported) reasons.add(`n/a: ${round.reason}`)
         if (round?.failure) reasons.add(`round ${index + 1} failed: ${round.failure.split('\n')[0]}`)
         // Compression scenarios: a server may send some messages uncompressed (below its threshold, say).
         const share = round?.compressedShare
@@ -136,7 +150,7 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
       `${options.timing.durationMs} ms window after ${options.timing.warmupMs} ms warm-up per cell; ` +
       `${pinning}; wall time ${(elapsedMs / 1000).toFixed(1)} s.`,
     '',
-    `Cells: median [min–max] over rounds; ×r is the median over rounds of the ratio to ${REFERENCE} measured in the same round ` +
+    `Cells: median [min–max] over rounds; ×r is the median over rounds of the ratio to ${REFERENCE} (or to the server a row names) measured in the same round ` +
       '(↑ higher is better, ↓ lower is better). ⚠: the load generator used ≥ 90% of its core, so the number ' +
       'may be the generator\'s limit rather than the server\'s. The raw server echoes bytes without parsing frames: ' +
       'it is the ceiling of this loopback + load-generator setup, not a WebSocket server.',

@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { DEFLATE_BROADCAST_ROUTE, DEFLATE_ECHO_ROUTE } from './compression.mjs'
 import { DASHBOARD_MESSAGES } from './dashboard-messages.mjs'
 import { JSON_ROUTE } from './json-message.mjs'
+import { PUBLISH_ROUTE, ROOM_BROADCAST_ROUTE, roomsHeld } from './rooms.mjs'
+import { INSTANCES, measureCrossInstance } from './cross-instance.mjs'
 
 // Slack on top of a timed job's window for connecting, draining and closing.
 const JOB_SLACK_MS = 30_000
@@ -44,6 +46,21 @@ async function withCpuPerOp (pending) {
     result.metrics.cpuPerOp = (result.serverCpu / 100) * 1e6 / result.metrics.rate
   }
   return result
+}
+
+// Rooms (bench/lib/rooms.mjs): the broadcast job on a route where every
+// connection, the sender included, is in the measured room and ten of its own.
+function roomScenario (id, title, path) {
+  return {
+    id,
+    title,
+    describe: (p) => `${p.receivers + 1} subscribers (sender included) of 1 of ${roomsHeld(p.receivers + 1)} rooms, ${p.inflight} in flight`,
+    full: { receivers: 999, inflight: 32 },
+    smoke: { receivers: 19, inflight: 2 },
+    requires: 'topics',
+    metrics: [rate('deliveries/s'), serverCpuPerOp('server CPU µs/delivery')],
+    measure: (ctx) => withCpuPerOp(timedJob(ctx, { kind: 'broadcast', path, payload: SMALL, ...ctx.params }))
+  }
 }
 
 function echoScenario (id, title, size, full, smoke) {
@@ -125,6 +142,30 @@ export const SCENARIOS = [
     metrics: [rate('deliveries/s')],
     measure: (ctx) => timedJob(ctx, { kind: 'broadcast', path: '/broadcast', payload: SMALL, ...ctx.params })
   },
+  // Ours: app.websocket.publish. ws and @fastify/websocket: a Map of rooms and a loop over the room's Set.
+  roomScenario('publish', 'topic publish 32 B', PUBLISH_ROUTE),
+  // Ours: the same room in the route's own Map, sent with broadcast({ clients }); ws as in `publish`.
+  roomScenario('room-broadcast', 'room by broadcast({ clients }) 32 B', ROOM_BROADCAST_ROUTE),
+  // Topics across processes: INSTANCES server processes on one Redis (bench/lib/cross-instance.mjs),
+  // the generator's job in bench/load/fanout.mjs. Ratios are to socket.io with its Redis adapter.
+  {
+    id: 'cross-instance',
+    title: 'publish across instances on Redis, 32 B text',
+    describe: (p) => `${INSTANCES} instances × ${p.perInstance} subscribers, publisher on instance 1, ${p.inflight} in flight`,
+    full: { perInstance: 500, inflight: 32 },
+    smoke: { perInstance: 10, inflight: 2 },
+    reference: 'socket.io',
+    // Two windows (throughput, then latency) and a topology to start and stop.
+    windows: 2,
+    setupMs: { full: 4000, smoke: 1500 },
+    metrics: [
+      rate('deliveries/s'),
+      serverCpuPerOp('CPU µs/delivery (instances + Redis)'),
+      { key: 'p50', label: 'publish → delivery p50 µs, 1 in flight', unit: 'micros', better: 'lower' },
+      { key: 'p99', label: 'publish → delivery p99 µs, 1 in flight', unit: 'micros', better: 'lower' }
+    ],
+    measure: (ctx) => withCpuPerOp(measureCrossInstance(ctx))
+  },
   {
     id: 'latency',
     title: 'latency 32 B',
@@ -190,7 +231,9 @@ export const SCENARIOS = [
 export function estimateRoundMs (scenarios, serverCount, timing, smoke) {
   let total = 0
   for (const scenario of scenarios) {
-    const perCell = scenario.untimed ? (smoke ? 150 : 6000) : timing.warmupMs + timing.durationMs + (smoke ? 100 : 400)
+    const perCell = scenario.untimed
+      ? (smoke ? 150 : 6000)
+      : timing.warmupMs + timing.durationMs * (scenario.windows ?? 1) + (smoke ? 100 : 400) + (scenario.setupMs?.[smoke ? 'smoke' : 'full'] ?? 0)
     total += perCell * serverCount
   }
   return total

@@ -3,12 +3,34 @@
 
 import { NodeChild } from './processes.mjs'
 
+// `instances`: how the server runs as several instances on one Redis (the
+// cross-instance scenario, bench/lib/cross-instance.mjs): the instance's script and
+// the protocol the generator speaks to it. `only`: the scenarios a server is
+// measured in; it is started only when one of them runs.
 export const SERVERS = [
   { id: 'raw', script: 'bench/servers/raw.mjs', nodeArgs: [] },
-  { id: 'ws', script: 'bench/servers/ws.mjs', nodeArgs: [] },
+  {
+    id: 'ws',
+    script: 'bench/servers/ws.mjs',
+    nodeArgs: [],
+    instances: { script: 'bench/servers/cross-instance/ws.mjs', protocol: 'websocket' }
+  },
   { id: 'fastify-websocket', script: 'bench/servers/fastify-websocket.mjs', nodeArgs: [] },
   // The plugin as published: its ES module build in dist/ (run.mjs builds it when stale).
-  { id: 'rfc6455', script: 'bench/servers/rfc6455.mjs', nodeArgs: [] }
+  {
+    id: 'rfc6455',
+    script: 'bench/servers/rfc6455.mjs',
+    nodeArgs: [],
+    instances: { script: 'bench/servers/cross-instance/rfc6455.mjs', protocol: 'websocket' }
+  },
+  // The usual way to scale rooms out today; measured where it has a counterpart.
+  {
+    id: 'socket.io',
+    script: 'bench/servers/cross-instance/socket-io.mjs',
+    nodeArgs: [],
+    only: ['cross-instance'],
+    instances: { script: 'bench/servers/cross-instance/socket-io.mjs', protocol: 'socket.io' }
+  }
 ]
 
 export const SERVER_CPU = 0
@@ -17,10 +39,11 @@ const START_TIMEOUT_MS = 60_000
 const MEMORY_TIMEOUT_MS = 30_000
 
 /**
- * Starts one server process. Resolves with a handle, or rejects with the
- * reason the server could not start (its module failed to load, ...).
+ * Starts one server process (`env` added to its environment). Resolves with
+ * a handle, or rejects with the reason the server could not start (its
+ * module failed to load, ...).
  */
-export async function startServer (definition, { pin }) {
+export async function startServer (definition, { pin, env }) {
   const child = new NodeChild({
     name: `server ${definition.id}`,
     script: definition.script,
@@ -28,7 +51,8 @@ export async function startServer (definition, { pin }) {
     // BENCH_SERVER_NODE_ARGS adds flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     nodeArgs: ['--expose-gc', ...definition.nodeArgs, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     cpu: SERVER_CPU,
-    pin
+    pin,
+    env
   })
   let hello
   try {

@@ -7,6 +7,7 @@ import { runDeflateBroadcast } from './deflate-broadcast.mjs'
 import { runDeflateEcho } from './deflate-echo.mjs'
 import { closeDeflateIdle, openDeflateIdle } from './deflate-idle.mjs'
 import { runEcho } from './echo.mjs'
+import { runFanout } from './fanout.mjs'
 import { runHandshakes } from './handshake.mjs'
 import { closeIdle, openIdle } from './idle.mjs'
 
@@ -14,6 +15,7 @@ const jobs = {
   echo: runEcho,
   handshake: runHandshakes,
   broadcast: runBroadcast,
+  fanout: runFanout,
   'idle-open': openIdle,
   'idle-close': closeIdle,
   'deflate-echo': runDeflateEcho,

@@ -40,6 +40,17 @@ export class MessageReader {
     }, { keepData: capture !== false })
   }
 
+  /**
+   * Captures from the next message on as `capture` says (the constructor's
+   * values). Called from `onCapture`, it applies to the message after the
+   * one just captured: a Socket.IO connection captures its handshake
+   * messages, then only what the job checks.
+   */
+  recapture (capture) {
+    this.#captureAll = capture === 'all'
+    this.#reader.keepData = capture !== false
+  }
+
   /** Feeds one chunk; returns how many data messages it completed. */
   push (chunk) {
     this.#completed = 0

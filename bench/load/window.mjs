@@ -27,11 +27,24 @@ function machineBusyTicks () {
   }
 }
 
+/** Summed ticks of the server's processes (several for the cross-instance job), or null if one is unknown. */
+function serverTicks (serverPid) {
+  if (!serverPid) return null
+  let total = 0
+  for (const pid of Array.isArray(serverPid) ? serverPid : [serverPid]) {
+    const ticks = processTicks(pid)
+    if (ticks === null) return null
+    total += ticks
+  }
+  return total
+}
+
+/** `serverPid`: one PID, or an array of PIDs whose CPU counts as the server's. */
 export function snapshot (serverPid) {
   return {
     time: performance.now(),
     cpu: process.cpuUsage(),
-    serverTicks: serverPid ? processTicks(serverPid) : null,
+    serverTicks: serverTicks(serverPid),
     machineTicks: machineBusyTicks()
   }
 }

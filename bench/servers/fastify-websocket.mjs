@@ -5,6 +5,7 @@ import Ajv from 'ajv'
 import Fastify from 'fastify'
 import { DEFLATE_BROADCAST_ROUTE, DEFLATE_ECHO_ROUTE, wsPerMessageDeflate } from '../lib/compression.mjs'
 import { chatMessageSchema, JSON_ROUTE } from '../lib/json-message.mjs'
+import { PUBLISH_ROUTE, ROOM, ROOM_BROADCAST_ROUTE, Rooms, roomsForNextConnection } from '../lib/rooms.mjs'
 import { serve } from './child.mjs'
 
 const OPEN = 1
@@ -33,6 +34,21 @@ serve(async () => {
   app.get(DEFLATE_ECHO_ROUTE, { websocket: true }, echo)
   app.get(DEFLATE_BROADCAST_ROUTE, { websocket: true }, broadcast)
 
+  // Rooms as ws users write them (@fastify/websocket has no topics): both room routes are this loop.
+  const rooms = new Rooms()
+  const room = (socket) => {
+    const names = roomsForNextConnection()
+    rooms.join(socket, names)
+    socket.on('close', () => rooms.leave(socket, names))
+    socket.on('message', (data, isBinary) => {
+      for (const client of rooms.members(ROOM)) {
+        if (client.readyState === OPEN) client.send(data, { binary: isBinary })
+      }
+    })
+  }
+  app.get(PUBLISH_ROUTE, { websocket: true }, room)
+  app.get(ROOM_BROADCAST_ROUTE, { websocket: true }, room)
+
   app.get(JSON_ROUTE, { websocket: true }, (socket) => {
     socket.on('message', (data) => {
       let message
@@ -51,5 +67,5 @@ serve(async () => {
   })
 
   await app.listen({ host: '127.0.0.1', port: 0 })
-  return { port: app.server.address().port, features: { broadcast: true, json: true, deflate: true } }
+  return { port: app.server.address().port, features: { broadcast: true, json: true, deflate: true, topics: true } }
 })

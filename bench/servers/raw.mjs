@@ -85,6 +85,6 @@ serve(async () => {
   await once(server, 'listening')
   return {
     port: server.address().port,
-    features: { broadcast: true, json: 'the raw server does not parse frames', deflate: true }
+    features: { broadcast: true, json: 'the raw server does not parse frames', deflate: true, topics: 'the raw server has no rooms' }
   }
 })

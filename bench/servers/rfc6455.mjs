@@ -4,6 +4,7 @@
 import Fastify from 'fastify'
 import { DEFLATE_BROADCAST_ROUTE, DEFLATE_ECHO_ROUTE } from '../lib/compression.mjs'
 import { chatMessageSchema, JSON_ROUTE, JSON_UNSUPPORTED } from '../lib/json-message.mjs'
+import { PUBLISH_ROUTE, ROOM, ROOM_BROADCAST_ROUTE, Rooms, roomsForNextConnection } from '../lib/rooms.mjs'
 import { serve } from './child.mjs'
 
 const MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -38,6 +39,22 @@ const OPTIONAL = {
     })
     app.get(DEFLATE_BROADCAST_ROUTE, { websocket: { compression: true } }, (conn) => {
       conn.on('message', (data, isBinary) => app.websocket.broadcast(data, { binary: isBinary }))
+    })
+  },
+  // The room scenarios (bench/lib/rooms.mjs): the plugin's topics, and for
+  // comparison the same room kept by the route and sent with broadcast({ clients }).
+  topics (app) {
+    if (typeof app.websocket.publish !== 'function') throw new Error('app.websocket.publish is not available')
+    app.get(PUBLISH_ROUTE, { websocket: { retainRequest: false } }, (conn) => {
+      for (const topic of roomsForNextConnection()) conn.subscribe(topic)
+      conn.on('message', (data, isBinary) => app.websocket.publish(ROOM, data, { binary: isBinary }))
+    })
+    const rooms = new Rooms()
+    app.get(ROOM_BROADCAST_ROUTE, { websocket: { retainRequest: false } }, (conn) => {
+      const names = roomsForNextConnection()
+      rooms.join(conn, names)
+      conn.on('close', () => rooms.leave(conn, names))
+      conn.on('message', (data, isBinary) => app.websocket.broadcast(data, { binary: isBinary, clients: rooms.members(ROOM) }))
     })
   }
 }
