@@ -1,8 +1,10 @@
+import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { WebSocketConnection } from '../connection/connection.js'
 import { kInternal } from '../connection/internal.js'
 import { CompilerCache, JsonWebSocketConnection, kSetFailureHandler } from '../messages/index.js'
 import { CloseCode } from '../protocol/close-codes.js'
+import { extendedConnectResponseHeaders } from '../protocol/extended-connect.js'
 import { buildUpgradeResponse, selectSubprotocol } from '../protocol/handshake.js'
 import { formatExtensions } from '../protocol/header-lists.js'
 import { negotiateDeflate } from '../protocol/permessage-deflate.js'
@@ -13,7 +15,7 @@ import type { Registry } from './registry.js'
 import { refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
 import type { WebSocketErrorHandler } from './settings.js'
 import type { UpgradeListener } from './upgrade.js'
-import { destroySocket, errorBody, kHandshake, kHead, kSocket, type UpgradeRequest } from './upgrade-request.js'
+import { destroySocket, errorBody, kHandshake, kHead, kHttp2, kSocket, type UpgradeRequest } from './upgrade-request.js'
 
 // Headers of the 101 response that hooks may not override.
 const RESERVED_RESPONSE_HEADERS = new Set([
@@ -54,18 +56,24 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
     const compression = route.settings.compression
     const agreed = compression === false ? null : negotiateDeflate(handshake.extensions, compression)
     const extensions = agreed === null ? undefined : [agreed.response]
-    const response = buildUpgradeResponse({ accept: handshake.accept, protocol, extensions, headers: extraHeaders })
 
     reply.hijack()
-    reply.raw.detachSocket(socket as any)
     raw[kSocket] = undefined
     raw[kHead] = undefined
-    socket.removeListener('error', destroySocket)
     upgrades.handshakeDone(socket)
-    if (socket.destroyed || !socket.writable) return
-    ;(socket as any).setTimeout?.(0)
-    ;(socket as any).setNoDelay?.(true)
-    socket.write(response)
+    if (raw[kHttp2] === true) {
+      // RFC 8441: a 200 on the stream, which then carries the frames.
+      const stream = socket as ServerHttp2Stream
+      if (stream.destroyed || stream.closed || stream.headersSent) return
+      stream.respond(extendedConnectResponseHeaders(protocol, extensions, extraHeaders) as OutgoingHttpHeaders)
+    } else {
+      reply.raw.detachSocket(socket as any)
+      socket.removeListener('error', destroySocket)
+      if (socket.destroyed || !socket.writable) return
+      ;(socket as any).setTimeout?.(0)
+      ;(socket as any).setNoDelay?.(true)
+      socket.write(buildUpgradeResponse({ accept: handshake.accept, protocol, extensions, headers: extraHeaders }))
+    }
 
     const s = route.settings
     const conn = new JsonWebSocketConnection<FastifyRequest>(socket, request, {

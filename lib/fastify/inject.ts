@@ -7,7 +7,8 @@ import { kInternal } from '../connection/internal.js'
 import { createDuplexPair } from '../duplex-pair.js'
 import { buildClientRequest, generateKey, parseResponseHead, validateServerResponse } from '../protocol/client-handshake.js'
 import { DEFAULTS } from '../defaults.js'
-import { WebSocketError, webSocketError } from '../protocol/errors.js'
+import { webSocketError } from '../protocol/errors.js'
+import { WebSocketUpgradeError } from '../client/upgrade-error.js'
 import { createDeflateExtension } from '../compression/deflate.js'
 import { resolveCompression } from '../compression/settings.js'
 import type { CompressionOptions, ResolvedCompression } from '../compression/types.js'
@@ -47,35 +48,6 @@ export interface InjectWSOptions {
 export interface InjectWSHooks {
   onInit?: (conn: WebSocketConnection<undefined>) => void
   onOpen?: (conn: WebSocketConnection<undefined>) => void
-}
-
-/**
- * A refused handshake: the HTTP response the server sent instead of 101.
- * Its message and name are those of the error `ws` and @fastify/websocket's
- * `injectWS` reject with (`Error: Unexpected server response: 401`), so
- * assertions written for them hold; `instanceof` and `code` tell it apart.
- */
-export class WebSocketUpgradeError extends WebSocketError {
-  readonly statusCode: number
-  readonly headers: Record<string, string>
-  readonly body: string
-
-  constructor (statusCode: number, headers: Record<string, string>, body: string) {
-    super('WS_ERR_UPGRADE_REFUSED', `Unexpected server response: ${statusCode}`)
-    this.name = 'Error'
-    this.statusCode = statusCode
-    this.headers = headers
-    this.body = body
-  }
-
-  /** The body parsed as JSON, or undefined if it is not JSON. */
-  get json (): unknown {
-    try {
-      return JSON.parse(this.body)
-    } catch {
-      return undefined
-    }
-  }
 }
 
 /**
@@ -212,4 +184,5 @@ function decodeBody (body: Buffer, headers: Record<string, string>): string {
   return Buffer.concat(parts).toString('utf8')
 }
 
+export { WebSocketUpgradeError }
 export type { Duplex }

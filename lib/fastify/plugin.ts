@@ -10,6 +10,7 @@ import { Routes } from './route.js'
 import { ROUTE_DEFAULTS, resolveAdapter, resolveHandshakeTimeout, resolvePreClose, resolveSettings, type WebSocketPluginOptions } from './settings.js'
 import { UpgradeListener, readUpgradeRequestBody } from './upgrade.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
+import { installHttp2 } from './http2.js'
 
 export type { BroadcastOptions, WebSocketRegistry } from './registry.js'
 export type { WebSocketErrorHandler, WebSocketPluginOptions, WebSocketPreClose, WebSocketRouteSettings } from './settings.js'
@@ -74,6 +75,8 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   server.on('upgrade', upgrades.onUpgrade)
   // Where Node allows it, only WebSocket handshakes come to onUpgrade; the rest are parsed by Node.
   const removeUpgradeFilter = installUpgradeFilter(server, upgrades.onUpgrade)
+  // On an HTTP/2 server, WebSockets over HTTP/2 streams too (RFC 8441).
+  const http2 = installHttp2(fastify, server, registry, upgrades)
 
   if (preClose === undefined) {
     fastify.addHook('preClose', function goingAway (done) {
@@ -87,10 +90,18 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     })
     fastify.addHook('preClose', preClose as preCloseHookHandler) // either form: Fastify tells them apart by their length
   }
+  if (http2 !== null) {
+    // After the round (the plugin's or the app's): its connections are closed, their sessions can go.
+    fastify.addHook('preClose', function goAwayHttp2 (done) {
+      http2.closeSessions()
+      done()
+    })
+  }
   fastify.addHook('onClose', function detach (_instance, done) {
     upgrades.stop()
     server.removeListener('upgrade', upgrades.onUpgrade)
     removeUpgradeFilter()
+    http2?.remove()
     server[kRegistered] = undefined
     registry.stop()
     // After the shutdown round: the connections have left their topics, so nothing more is published through it.

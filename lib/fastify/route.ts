@@ -9,7 +9,7 @@ import { checkRouteOptions } from './options.js'
 import type { CountedRoute, Registry } from './registry.js'
 import { INVALID_ROUTE, invalidOption, resolveSettings, type ResolvedSettings, type WebSocketRouteSettings } from './settings.js'
 import { RETRY_AFTER_SECONDS } from './upgrade.js'
-import { errorBody, kHandshake, kSocket, type UpgradeRequest } from './upgrade-request.js'
+import { errorBody, kHandshake, kHttp2, kRefusal, kSocket, type UpgradeRequest } from './upgrade-request.js'
 
 export type WsHandler = (this: FastifyInstance, conn: JsonWebSocketConnection<FastifyRequest>, request: FastifyRequest) => unknown
 
@@ -103,6 +103,13 @@ export class Routes {
     }
     const route = (request.routeOptions.config as { [kRoute]?: WsRoute } | undefined)?.[kRoute]
     if (route === undefined) {
+      // Over HTTP/1.1 a route without a WebSocket handler answers as HTTP, which the
+      // client takes as a refusal; over HTTP/2 its 200 would open the tunnel. A path
+      // with no route at all is left to the 404 handler.
+      if (raw[kHttp2] === true && !request.is404) {
+        reply.code(404).send(errorBody(404, `no WebSocket route at ${request.url}`))
+        return
+      }
       done()
       return
     }
@@ -112,7 +119,7 @@ export class Routes {
       if (!route.wsOnly || !headerHasToken(raw.headers.upgrade, 'websocket') || !refuseInvalidHandshake(raw, reply)) done()
       return
     }
-    if (!route.wsOnly && !headerHasToken(raw.headers.upgrade, 'websocket')) {
+    if (!route.wsOnly && raw[kHttp2] !== true && !headerHasToken(raw.headers.upgrade, 'websocket')) {
       // Another protocol (h2c, say): the route's HTTP handler answers, ignoring Upgrade (RFC 9110 §7.8).
       raw[kSocket] = undefined
       done()
@@ -167,7 +174,8 @@ function routeSettings (declared: unknown, where: string): WebSocketRouteSetting
 /** Validates the handshake once per request; answers 400/405/426 and returns true if it is invalid. */
 export function refuseInvalidHandshake (raw: UpgradeRequest, reply: FastifyReply): boolean {
   if (raw[kHandshake] !== undefined) return false
-  const result = validateHandshake(raw)
+  // An HTTP/2 extended CONNECT was checked before routing (http2.ts).
+  const result = raw[kRefusal] ?? validateHandshake(raw)
   if (result.ok) {
     raw[kHandshake] = result
     return false

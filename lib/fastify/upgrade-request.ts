@@ -1,6 +1,6 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { HandshakeAccepted } from '../protocol/handshake.js'
+import type { HandshakeAccepted, HandshakeRefused } from '../protocol/handshake.js'
 
 /*
  * How an upgrade request travels through Fastify. Node hands the `upgrade`
@@ -19,17 +19,27 @@ import type { HandshakeAccepted } from '../protocol/handshake.js'
  *                preParsing hook, once.
  *   kHandshake   the validated handshake (accept key, offered subprotocols),
  *                set by the first check so later ones do not repeat it.
+ *   kHttp2       set on an HTTP/2 extended CONNECT (RFC 8441, http2.ts): kSocket
+ *                is then the request's HTTP/2 stream, and the request is
+ *                routed as a GET.
+ *   kRefusal     an extended CONNECT that failed its checks before routing (they
+ *                need its :method, which routing as a GET replaces): the
+ *                handshake check answers with it.
  */
 export const kSocket = Symbol('fastify-rfc6455.socket')
 export const kHead = Symbol('fastify-rfc6455.head')
 export const kBodySocket = Symbol('fastify-rfc6455.bodySocket')
 export const kHandshake = Symbol('fastify-rfc6455.handshake')
+export const kHttp2 = Symbol('fastify-rfc6455.http2')
+export const kRefusal = Symbol('fastify-rfc6455.refusal')
 
 export interface UpgradeRequest extends IncomingMessage {
   [kSocket]?: Duplex
   [kBodySocket]?: Duplex
   [kHead]?: Buffer
   [kHandshake]?: HandshakeAccepted
+  [kHttp2]?: true
+  [kRefusal]?: HandshakeRefused
 }
 
 /** The body of every refusal: Fastify's own error shape. */

@@ -69,19 +69,11 @@ export class UpgradeListener {
       return
     }
     const websocket = headerHasToken(rawRequest.headers.upgrade, 'websocket')
-    const limit = this.registry.settings.maxConnections
-    if (websocket && this.registry.clients.size + this.upgrading.size >= limit) {
-      // Refused before routing and hooks: a flood of upgrades past the limit costs no user code.
-      this.fastify.log.warn({ limit, open: this.registry.clients.size, upgrading: this.upgrading.size }, 'websocket upgrade refused: maxConnections reached')
-      publishLimit('maxConnections', undefined, undefined, rawRequest)
+    if (websocket && this.atCapacity(rawRequest)) {
       this.refuseRaw(rawRequest, socket, 503, 'maxConnections reached', `Retry-After: ${RETRY_AFTER_SECONDS}\r\n`)
       return
     }
-    this.upgrading.add(socket)
-    const timer = setTimeout(this.onTimeout, this.handshakeTimeout, socket, rawRequest)
-    timer.unref()
-    ;(socket as TimedSocket)[kHandshakeTimer] = timer
-    socket.once('close', this.onSocketClose)
+    this.track(socket, rawRequest)
     const raw = rawRequest as UpgradeRequest
     raw[kSocket] = socket
     raw[kHead] = head
@@ -114,6 +106,28 @@ export class UpgradeListener {
     const onClose = (): void => { earlier.removeListener('finish', onFinish) }
     earlier.once('finish', onFinish)
     socket.once('close', onClose)
+  }
+
+  /**
+   * Whether the app has its maxConnections open, counting upgrades in
+   * progress (logged and published when so). Checked before routing and
+   * hooks: a flood of upgrades past the limit costs no user code.
+   */
+  atCapacity (rawRequest: IncomingMessage): boolean {
+    const limit = this.registry.settings.maxConnections
+    if (this.registry.clients.size + this.upgrading.size < limit) return false
+    this.fastify.log.warn({ limit, open: this.registry.clients.size, upgrading: this.upgrading.size }, 'websocket upgrade refused: maxConnections reached')
+    publishLimit('maxConnections', undefined, undefined, rawRequest)
+    return true
+  }
+
+  /** Counts an upgrade (a socket, or an HTTP/2 stream) until it is answered, bounded by handshakeTimeout. */
+  track (socket: Duplex, rawRequest: IncomingMessage): void {
+    this.upgrading.add(socket)
+    const timer = setTimeout(this.onTimeout, this.handshakeTimeout, socket, rawRequest)
+    timer.unref()
+    ;(socket as TimedSocket)[kHandshakeTimer] = timer
+    socket.once('close', this.onSocketClose)
   }
 
   /** The upgrade request was answered (101 or a refusal), or its socket is gone. */

@@ -106,6 +106,6 @@ export function validateServerResponse (head: ResponseHead, key: string, offered
 }
 
 /** What the client-side checks throw: the server's answer is not a valid WebSocket upgrade. */
-function invalidResponse (message: string): WebSocketError {
+export function invalidResponse (message: string): WebSocketError {
   return webSocketError('WS_ERR_INVALID_UPGRADE_RESPONSE', message)
 }

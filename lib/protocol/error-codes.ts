@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   WS_ERR_UPGRADE_REFUSED: { closeCode: null, meaning: 'the server answered the upgrade with a status other than 101' },
   WS_ERR_INVALID_UPGRADE_RESPONSE: { closeCode: null, meaning: 'the server\'s answer to the upgrade breaks RFC 6455 §4.1' },
   WS_ERR_UPGRADE_ABORTED: { closeCode: null, meaning: 'the server closed the connection during the handshake' },
+  WS_ERR_NO_EXTENDED_CONNECT: { closeCode: null, meaning: 'connectOverHttp2: the server did not allow extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441)' },
   WS_ERR_INVALID_SUBPROTOCOL: { closeCode: null, meaning: 'the route\'s protocols function chose a subprotocol the client did not offer' },
   WS_ERR_INVALID_REQUEST_BODY: { closeCode: null, meaning: 'a request that came through the upgrade event has a malformed body (answered 400, or 431 for trailers)' },
 
