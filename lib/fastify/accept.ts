@@ -12,7 +12,7 @@ import { createDeflateExtension } from '../compression/deflate.js'
 import type { ResolvedCompression } from '../compression/types.js'
 import type { NegotiatedDeflate } from './compressed-broadcast.js'
 import type { Registry } from './registry.js'
-import { refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
+import { closeConnection, refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
 import type { WebSocketErrorHandler } from './settings.js'
 import type { UpgradeListener } from './upgrade.js'
 import { destroySocket, errorBody, kHandshake, kHead, kHttp2, kSocket, type UpgradeRequest } from './upgrade-request.js'
@@ -35,7 +35,7 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
     if (registry.closing) {
       // Its hooks were still running when app.close() began: the 1001 round has
       // passed, and an upgrade now would keep the server from closing.
-      return reply.code(503).header('Connection', 'close').send(errorBody(503, 'the server is shutting down'))
+      return closeConnection(reply.code(503)).send(errorBody(503, 'the server is shutting down'))
     }
     // Checked again: other upgrades may have completed while this one's hooks ran.
     if (refuseAtCapacity(registry, route, reply)) return reply

@@ -82,6 +82,10 @@ export class Routes {
       const raw = request.raw as UpgradeRequest
       if (raw[kSocket] === undefined) {
         if (httpHandler !== undefined) return httpHandler.call(this, request, reply)
+        if (raw.httpVersionMajor === 2) {
+          // HTTP/2 forbids Upgrade, which a 426 must carry: a WebSocket comes as an extended CONNECT there.
+          return reply.code(400).send(errorBody(400, 'this route only accepts WebSocket connections (over HTTP/2: an extended CONNECT, RFC 8441)'))
+        }
         return reply.code(426)
           .header('Upgrade', 'websocket')
           .header('Connection', 'Upgrade')
@@ -191,7 +195,16 @@ export function refuseAtCapacity (registry: Registry, route: WsRoute, reply: Fas
   if (limit === 0) return false
   reply.log.warn({ limit, open: registry.clients.size, routeOpen: route.open }, 'websocket upgrade refused: maxConnections reached')
   publishLimit('maxConnections', undefined, undefined, reply.request.raw)
-  reply.code(503).header('Retry-After', String(RETRY_AFTER_SECONDS)).header('Connection', 'close')
+  closeConnection(reply.code(503).header('Retry-After', String(RETRY_AFTER_SECONDS)))
     .send(errorBody(503, `too many WebSocket connections (maxConnections ${limit}); retry later`))
   return true
+}
+
+/**
+ * `Connection: close` on a refusal, so an HTTP/1.1 client does not reuse a
+ * socket the server is about to end. HTTP/2 forbids the header (a refused
+ * stream is closed on its own, http2.ts) and Node throws if it is set.
+ */
+export function closeConnection (reply: FastifyReply): FastifyReply {
+  return reply.request.raw.httpVersionMajor === 2 ? reply : reply.header('Connection', 'close')
 }
