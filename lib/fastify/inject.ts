@@ -1,4 +1,7 @@
+import { connect } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { connectOverHttp2 } from '../client/http2.js'
 import type { Server } from 'node:http'
 import { Server as TlsServer } from 'node:tls'
 import { ChunkedDecoder } from './chunked-decoder.js'
@@ -57,6 +60,7 @@ export interface InjectWSHooks {
  * exactly as for a socket.
  */
 export function injectWebSocket (server: Server | TlsServer, path: string, options: InjectWSOptions = {}, hooks: InjectWSHooks = {}): Promise<WebSocketConnection<undefined>> {
+  if (typeof (server as { updateSettings?: unknown }).updateSettings === 'function') return injectOverHttp2(server, path, options, hooks)
   const [client, serverEnd] = createDuplexPair()
   if (server instanceof TlsServer) {
     // A TLS server's 'connection' listener starts a TLS handshake the pipe never
@@ -154,6 +158,48 @@ export function injectWebSocket (server: Server | TlsServer, path: string, optio
     client.on('end', onEnd)
     client.on('close', onEnd)
   })
+}
+
+/**
+ * On an HTTP/2 app, the in-memory pipe carries an HTTP/2 session and the
+ * WebSocket is an extended CONNECT on it (RFC 8441), as a browser's would
+ * be; the session ends with the WebSocket.
+ */
+async function injectOverHttp2 (server: Server | TlsServer, path: string, options: InjectWSOptions, hooks: InjectWSHooks): Promise<WebSocketConnection<undefined>> {
+  const [client, serverEnd] = createDuplexPair()
+  const secure = server instanceof TlsServer
+  if (secure) {
+    presentAsTlsSocket(serverEnd)
+    ;(serverEnd as unknown as { alpnProtocol: string }).alpnProtocol = 'h2'
+    server.emit('secureConnection', serverEnd)
+  } else {
+    server.emit('connection', serverEnd)
+  }
+  const host = options.host ?? 'localhost'
+  const session = connect(`${secure ? 'https' : 'http'}://${host}`, { createConnection: () => client as unknown as Socket })
+  let conn: WebSocketConnection<undefined>
+  try {
+    conn = await connectOverHttp2(session, path, {
+      protocols: options.protocols,
+      // HTTP/2 header names are lowercase.
+      headers: options.headers === undefined ? undefined : Object.fromEntries(Object.entries(options.headers).map(([name, value]) => [name.toLowerCase(), value])),
+      compression: options.compression,
+      maxMessageSize: options.maxMessageSize ?? INJECT_MAX_MESSAGE_SIZE,
+      closeTimeout: options.closeTimeout
+    })
+  } catch (error) {
+    session.destroy()
+    throw error
+  }
+  conn[kInternal].onTransportClosed(() => { session.close() })
+  try {
+    hooks.onInit?.(conn)
+    hooks.onOpen?.(conn)
+  } catch (error) {
+    conn.terminate()
+    throw error
+  }
+  return conn
 }
 
 /**

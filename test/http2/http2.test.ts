@@ -334,3 +334,25 @@ t.test('a route\'s own maxConnections, and upgrades during app.close(), are refu
   t.equal((await slow)?.statusCode, 503, 'its hooks were still running when app.close() began: 503')
   await closing
 })
+
+t.test('app.injectWS on an HTTP/2 app opens the WebSocket as an extended CONNECT over an in-memory session', async (t) => {
+  for (const cleartext of [false, true]) {
+    const app = await h2App(t, {}, { cleartext })
+    const versions: string[] = []
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers.authorization !== 'Bearer ok') return await reply.code(401).send({ error: 'no' })
+    })
+    app.get('/ws', { websocket: true }, (conn, req) => {
+      versions.push(req.raw.httpVersion)
+      conn.on('message', (data) => conn.send(data as Buffer))
+    })
+    const conn = await app.injectWS('/ws', { headers: { Authorization: 'Bearer ok' } })
+    const inbox = new Inbox(conn)
+    conn.send('injected')
+    t.equal((await inbox.next()).data.toString(), 'injected', cleartext ? 'h2c' : 'TLS')
+    t.same(versions, ['2.0'])
+    await t.rejects(app.injectWS('/ws'), { statusCode: 401, message: 'Unexpected server response: 401' }, 'a refusal rejects as on HTTP/1.1')
+    conn.close()
+    await closeEvent(conn)
+  }
+})
