@@ -14,6 +14,7 @@ export { WebSocketConnection, type BufferFullPolicy, type SendOptions, type Send
 // The public name of the protocol's message-frame encoder: one encoding for `conn.sendFrame` on many connections.
 export { encodeMessageFrame as encodeBroadcastFrame } from './protocol/frame-writer.js'
 export { createWebSocketStream, type WebSocketStreamOptions } from './stream.js'
+export { connectOverHttp2, type Http2WebSocketOptions } from './client/http2.js'
 export { WebSocketError } from './errors.js'
 export type { CompressionOptions } from './compression/types.js'
 export type { TopicAdapter, TopicAdapterHost } from './topics/adapter.js'

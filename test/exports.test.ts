@@ -17,10 +17,10 @@ if (!existsSync(join(root, 'dist/cjs/index.js'))) {
 /** `fastify-rfc6455`: the plugin, its connection classes and errors; the rest are types. */
 const MAIN_VALUES = [
   'CloseCode', 'InvalidMessageCode', 'InvalidMessageError', 'JsonWebSocketConnection', 'ProtocolError', 'WebSocketConnection',
-  'WebSocketError', 'WebSocketUpgradeError', 'createWebSocketStream', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
+  'WebSocketError', 'WebSocketUpgradeError', 'connectOverHttp2', 'createWebSocketStream', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
 ]
 const MAIN_TYPES = [
-  'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'CompressionOptions', 'DiscriminatorOf', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
+  'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'CompressionOptions', 'DiscriminatorOf', 'Http2WebSocketOptions', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
   'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'TopicAdapter', 'TopicAdapterHost', 'VariantHandlers', 'WebSocketData', 'WebSocketErrorHandler', 'WebSocketEventMap', 'WebSocketHandler',
   'WebSocketPluginOptions', 'WebSocketPreClose', 'WebSocketRegistry', 'WebSocketRouteOptions', 'WebSocketRouteSettings', 'WebSocketStreamOptions'
@@ -28,16 +28,16 @@ const MAIN_TYPES = [
 
 /** `fastify-rfc6455/protocol`: the sans-I/O core. */
 const PROTOCOL_VALUES = [
-  'CloseCode', 'DEFAULT_MAX_MESSAGE_PIECES', 'DEFAULT_MIN_AVERAGE_PIECE_SIZE', 'ERROR_CODES', 'FrameParser', 'MAX_CLOSE_REASON_BYTES',
+  'CloseCode', 'DEFAULT_MAX_MESSAGE_PIECES', 'DEFAULT_MIN_AVERAGE_PIECE_SIZE', 'ERROR_CODES', 'EXTENDED_CONNECT_PROTOCOL', 'FrameParser', 'MAX_CLOSE_REASON_BYTES',
   'Opcode', 'PERMESSAGE_DEFLATE', 'ProtocolError', 'ReadyState', 'Utf8Validator', 'WEBSOCKET_GUID', 'WEBSOCKET_VERSION', 'WebSocketError', 'WebSocketProtocol',
-  'acceptDeflateResponse', 'buildClientRequest', 'buildUpgradeResponse', 'computeAccept', 'deflateOffer', 'encodeCloseFrame', 'encodeControlFrame', 'encodeFrame', 'formatExtensions', 'generateKey',
+  'acceptDeflateResponse', 'buildClientRequest', 'buildUpgradeResponse', 'computeAccept', 'deflateOffer', 'encodeCloseFrame', 'encodeControlFrame', 'encodeFrame', 'extendedConnectRequestHeaders', 'extendedConnectResponseHeaders', 'formatExtensions', 'generateKey',
   'headerHasToken', 'isControlOpcode', 'isKnownOpcode', 'isToken', 'isValidKey', 'isValidUtf8', 'isValidWireCloseCode', 'maskInto',
   'negotiateDeflate', 'parseExtensions', 'parseResponseHead', 'parseSubprotocols', 'selectSubprotocol', 'toBuffer', 'truncateReason', 'unmaskInPlace',
-  'validateHandshake', 'validateServerResponse'
+  'validateExtendedConnect', 'validateExtendedConnectResponse', 'validateHandshake', 'validateServerResponse'
 ]
 const PROTOCOL_TYPES = [
-  'ClientRequestOptions', 'ClosingErrorCode', 'DeflateParams', 'DeflatePreferences', 'ErrorCode', 'ErrorCodeInfo', 'ExtensionOffer', 'FrameOptions', 'FrameParserOptions',
-  'FrameParserSink', 'HandshakeAccepted', 'HandshakeRefused', 'HandshakeRequest', 'HandshakeResult', 'MessageExtension', 'PieceLimitOptions', 'ProtocolHandler',
+  'ClientRequestOptions', 'ClosingErrorCode', 'DeflateParams', 'DeflatePreferences', 'ErrorCode', 'ErrorCodeInfo', 'ExtendedConnectOptions', 'ExtensionOffer', 'FrameOptions', 'FrameParserOptions',
+  'FrameParserSink', 'HandshakeAccepted', 'HandshakeRefused', 'Http2RequestHeaders', 'HandshakeRequest', 'HandshakeResult', 'MessageExtension', 'PieceLimitOptions', 'ProtocolHandler',
   'ProtocolOptions', 'ResponseHead', 'Role', 'SubprotocolSelector', 'UpgradeResponseOptions'
 ]
 

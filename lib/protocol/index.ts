@@ -15,6 +15,10 @@ export {
   type UpgradeResponseOptions
 } from './handshake.js'
 export { buildClientRequest, generateKey, parseResponseHead, validateServerResponse, type ClientRequestOptions, type ResponseHead } from './client-handshake.js'
+export {
+  EXTENDED_CONNECT_PROTOCOL, extendedConnectRequestHeaders, extendedConnectResponseHeaders, validateExtendedConnect, validateExtendedConnectResponse,
+  type ExtendedConnectOptions, type Http2RequestHeaders
+} from './extended-connect.js'
 export { formatExtensions, headerHasToken, isToken, parseExtensions, parseSubprotocols, type ExtensionOffer } from './header-lists.js'
 export { maskInto, unmaskInPlace } from './mask.js'
 export {
