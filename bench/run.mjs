@@ -19,6 +19,9 @@ const FD_HEADROOM = 1000
 
 const log = (line) => process.stderr.write(`${line}\n`)
 
+// A scenario with `servers` (the http2 one: only ours serves RFC 8441) has no cells for the others.
+const runsOn = (scenario, serverId) => scenario.servers === undefined || scenario.servers.includes(serverId)
+
 function paramsFor (scenario, options, environment) {
   const params = { ...(options.smoke ? scenario.smoke : scenario.full) }
   if (params.count !== undefined && params.count > environment.fileLimit - FD_HEADROOM) {
@@ -96,14 +99,16 @@ async function main () {
   // is better off free to use whichever core a busy machine has spare.
   if (options.smoke) environment.pin = false
   const scenarios = SCENARIOS.filter((scenario) => options.scenarios.includes(scenario.id))
-  // A server measured only in some scenarios (`only`) is not started for the others.
+  // A server measured only in some scenarios (`only`), or that no selected
+  // scenario runs on (a scenario's `servers`), is not started.
   const definitions = SERVERS.filter((server) => options.servers.includes(server.id) &&
-    (server.only === undefined || scenarios.some((scenario) => server.only.includes(scenario.id))))
+    scenarios.some((scenario) => (server.only === undefined || server.only.includes(scenario.id)) &&
+      runsOn(scenario, server.id)))
   const params = new Map(scenarios.map((scenario) => [scenario.id, paramsFor(scenario, options, environment)]))
 
   log(`machine: ${environment.machine}`)
   if (!environment.pin && !options.smoke) log('note: taskset or a second core is missing: processes are not pinned')
-  const estimate = estimateRoundMs(scenarios, definitions.length, options.timing, options.smoke) * options.rounds
+  const estimate = estimateRoundMs(scenarios, definitions.map((d) => d.id), options.timing, options.smoke) * options.rounds
   log(`${options.smoke ? 'smoke' : 'full'} run: ${options.rounds} round(s), ${scenarios.length} scenario(s), ` +
     `${definitions.length} server(s); estimated ${Math.ceil(estimate / 1000)} s`)
 
@@ -114,11 +119,11 @@ async function main () {
     for (const [id, reason] of skipped) log(`skipping server ${id}: ${reason}`)
     const running = definitions.map((d) => d.id).filter((id) => !skipped.has(id))
 
-    const results = new Map(scenarios.map((scenario) => [scenario.id, new Map(running.map((id) => [id, []]))]))
+    const results = new Map(scenarios.map((scenario) => [scenario.id, new Map(running.filter((id) => runsOn(scenario, id)).map((id) => [id, []]))]))
     // Interleaved (A B C D, A B C D, ...) so slow drifts on a shared machine hit every server alike.
     for (let round = 0; round < options.rounds; round++) {
       for (const scenario of scenarios) {
-        for (const id of running) {
+        for (const id of results.get(scenario.id).keys()) {
           const result = await runCell(fleet, scenario, id, options, environment, params.get(scenario.id))
           results.get(scenario.id).get(id).push(result)
           log(`[${round + 1}/${options.rounds}] ${scenario.id.padEnd(10)} ${id.padEnd(18)} ${formatProgress(result, scenario)}`)

@@ -1,9 +1,10 @@
-// Turns per-round results into the markdown report.
+// Turns per-round results into the markdown report. A scenario with a
+// `section` (the http2 one) renders a table of its own below the main ones.
 
 import { summarize } from './stats.mjs'
 
 const REFERENCE = 'ws'
-const GENERATOR_SATURATED = 90
+export const GENERATOR_SATURATED = 90
 
 function significant (value) {
   const magnitude = Math.abs(value)
@@ -21,7 +22,7 @@ function perRound (rounds, key) {
   return rounds.map((round) => round?.metrics?.[key] ?? null)
 }
 
-function formatSummary (values, unit) {
+export function formatSummary (values, unit) {
   const summary = summarize(values)
   const format = FORMATS[unit]
   if (summary.n === 1 || summary.min === summary.max) return format(summary.median)
@@ -78,7 +79,7 @@ function cpuCell (rounds) {
   return `${generator.toFixed(0)}%${flag} · ${medianPercent(measured, 'serverCpu')} · ${medianPercent(measured, 'otherCpu')}`
 }
 
-function table (header, rows) {
+export function table (header, rows) {
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`]
   for (const row of rows) lines.push(`| ${row.join(' | ')} |`)
   return lines.join('\n')
@@ -93,9 +94,14 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
   const header = ['scenario', ...running]
   const metricRows = []
   const cpuRows = []
+  const sections = []
   for (const scenario of scenarios) {
     const byServer = results.get(scenario.id)
     const params = options.smoke ? scenario.smoke : scenario.full
+    if (scenario.section !== undefined) {
+      sections.push(...scenario.section({ byServer, params }))
+      continue
+    }
     const name = `${scenario.title} (${scenario.describe(params)})`
     // A scenario may compare with another server than ws (the cross-instance one: socket.io).
     const reference = scenario.reference ?? REFERENCE
@@ -150,17 +156,23 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
       `${options.timing.durationMs} ms window after ${options.timing.warmupMs} ms warm-up per cell; ` +
       `${pinning}; wall time ${(elapsedMs / 1000).toFixed(1)} s.`,
     '',
-    `Cells: median [min–max] over rounds; ×r is the median over rounds of the ratio to ${REFERENCE} (or to the server a row names) measured in the same round ` +
-      '(↑ higher is better, ↓ lower is better). ⚠: the load generator used ≥ 90% of its core, so the number ' +
-      'may be the generator\'s limit rather than the server\'s. The raw server echoes bytes without parsing frames: ' +
-      'it is the ceiling of this loopback + load-generator setup, not a WebSocket server.',
-    '',
-    table(header, metricRows),
-    '',
-    'CPU during the measurement window, median over rounds, 100% = one core: load generator (⚠ at ≥ 90%: it may be ' +
-      'the bottleneck) · server · everything else on the machine (other users of a shared box).',
-    '',
-    table(header, cpuRows),
+    ...(metricRows.length === 0
+      ? []
+      : [
+          `Cells: median [min–max] over rounds; ×r is the median over rounds of the ratio to ${REFERENCE} (or to the server a row names) measured in the same round ` +
+            '(↑ higher is better, ↓ lower is better). ⚠: the load generator used ≥ 90% of its core, so the number ' +
+            'may be the generator\'s limit rather than the server\'s. The raw server echoes bytes without parsing frames: ' +
+            'it is the ceiling of this loopback + load-generator setup, not a WebSocket server.',
+          '',
+          table(header, metricRows),
+          '',
+          'CPU during the measurement window, median over rounds, 100% = one core: load generator (⚠ at ≥ 90%: it may be ' +
+            'the bottleneck) · server · everything else on the machine (other users of a shared box).',
+          '',
+          table(header, cpuRows)
+        ]),
+    // The main tables end without a blank line; the line after Mode is one.
+    ...(sections.length > 0 ? [...(metricRows.length > 0 ? [''] : []), ...sections] : []),
     ...(notes.length > 0 ? ['', 'Notes:', '', ...notes] : []),
     ''
   ].join('\n')

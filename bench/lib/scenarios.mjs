@@ -7,6 +7,8 @@ import { DASHBOARD_MESSAGES } from './dashboard-messages.mjs'
 import { JSON_ROUTE } from './json-message.mjs'
 import { PUBLISH_ROUTE, ROOM_BROADCAST_ROUTE, roomsHeld } from './rooms.mjs'
 import { INSTANCES, measureCrossInstance } from './cross-instance.mjs'
+import { HTTP2_ROWS, measureHttp2, TRANSPORTS } from './http2-compare.mjs'
+import { renderHttp2Section } from './http2-report.mjs'
 
 // Slack on top of a timed job's window for connecting, draining and closing.
 const JOB_SLACK_MS = 30_000
@@ -224,13 +226,33 @@ export const SCENARIOS = [
       { key: 'heap', label: 'server heap+external per conn', unit: 'bytes', better: 'lower' }
     ],
     measure: (ctx) => measureIdle(ctx, DEFLATE_IDLE_JOBS)
+  },
+  // WebSocket over HTTP/2 (RFC 8441) against HTTP/1.1, both over TLS, on one
+  // server of ours (bench/lib/http2-compare.mjs); a table of its own in the report.
+  {
+    id: 'http2',
+    title: 'WebSocket over HTTP/2 (RFC 8441) vs HTTP/1.1, both over TLS: rfc6455',
+    describe: (p) => `${p.count} idle, ${p.concurrency} opening at a time, ${p.conns} × ${p.inflight} echoing`,
+    full: { count: 10_000, concurrency: 50, conns: 100, inflight: 16 },
+    smoke: { count: 50, concurrency: 4, conns: 4, inflight: 4 },
+    // Nobody else serves RFC 8441: no cells for the other servers.
+    servers: ['rfc6455'],
+    // Set-up and echo, each for both transports.
+    windows: 4,
+    setupMs: { full: 45_000, smoke: 2000 },
+    metrics: HTTP2_ROWS.flatMap((row) => TRANSPORTS.map((transport) => ({ ...row, key: row.key + transport.suffix }))),
+    section ({ byServer, params }) {
+      return renderHttp2Section({ rounds: byServer.get('rfc6455'), params, title: this.title })
+    },
+    measure: measureHttp2
   }
 ]
 
 /** Rough wall time of one round, for the estimate printed at the start. */
-export function estimateRoundMs (scenarios, serverCount, timing, smoke) {
+export function estimateRoundMs (scenarios, serverIds, timing, smoke) {
   let total = 0
   for (const scenario of scenarios) {
+    const serverCount = scenario.servers === undefined ? serverIds.length : serverIds.filter((id) => scenario.servers.includes(id)).length
     const perCell = scenario.untimed
       ? (smoke ? 150 : 6000)
       : timing.warmupMs + timing.durationMs * (scenario.windows ?? 1) + (smoke ? 100 : 400) + (scenario.setupMs?.[smoke ? 'smoke' : 'full'] ?? 0)

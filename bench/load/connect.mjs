@@ -5,7 +5,7 @@ import net from 'node:net'
 import { closePayload, encodeFrame, OPCODE } from '../../test/helpers/wire.cjs'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-const HOST = '127.0.0.1'
+export const HOST = '127.0.0.1'
 const MAX_RESPONSE_HEAD = 16 * 1024
 
 /**
@@ -13,13 +13,14 @@ const MAX_RESPONSE_HEAD = 16 * 1024
  * paused, plus any bytes that arrived behind the 101 response, so the caller
  * can attach its frame reader before anything else is read. `offer`, when
  * given, is sent as Sec-WebSocket-Extensions; `extensions` is the server's
- * answer (its Sec-WebSocket-Extensions lines joined), or null.
+ * answer (its Sec-WebSocket-Extensions lines joined), or null. `dial`
+ * makes the connection: plain TCP unless a transport (transports.mjs) gives TLS.
  */
-export function openWebSocket (port, path, timeoutMs = 10_000, offer = null) {
+export function openWebSocket (port, path, timeoutMs = 10_000, offer = null, dial = dialTcp) {
   return new Promise((resolve, reject) => {
     const key = randomBytes(16).toString('base64')
     const expectedAccept = createHash('sha1').update(key + GUID).digest('base64')
-    const socket = net.connect({ host: HOST, port })
+    const socket = dial(port)
     socket.setNoDelay(true)
     let head = Buffer.alloc(0)
     let settled = false
@@ -77,11 +78,17 @@ export function openWebSocket (port, path, timeoutMs = 10_000, offer = null) {
   })
 }
 
+function dialTcp (port) {
+  return net.connect({ host: HOST, port })
+}
+
 /**
  * Opens `count` connections, `concurrency` handshakes at a time so that large
- * counts don't overflow the server's accept backlog; `offer` as in openWebSocket.
+ * counts don't overflow the server's accept backlog; `offer` as in
+ * openWebSocket. `transport` (transports.mjs), when given, opens each one
+ * instead: over TLS, or as a stream of an HTTP/2 session.
  */
-export async function openMany (port, path, count, concurrency = 64, offer = null) {
+export async function openMany (port, path, count, concurrency = 64, offer = null, transport = null) {
   const opened = []
   let next = 0
   let failed = false
@@ -89,7 +96,7 @@ export async function openMany (port, path, count, concurrency = 64, offer = nul
     while (next < count && !failed) {
       const index = next++
       try {
-        opened[index] = await openWebSocket(port, path, undefined, offer)
+        opened[index] = await (transport === null ? openWebSocket(port, path, undefined, offer) : transport.open(path))
       } catch (error) {
         failed = true
         throw error

@@ -1,6 +1,7 @@
 // Echo load: `conns` connections each keeping `inflight` messages outstanding.
 // Also serves the latency scenario (1 connection, 1 in flight) and the JSON
-// scenario (a JSON text payload on the JSON route).
+// scenario (a JSON text payload on the JSON route). `job.transport` (transports.mjs)
+// runs the same load over TLS or on the streams of one HTTP/2 session.
 
 import { performance } from 'node:perf_hooks'
 import { percentileSorted, sortedNumbers } from '../lib/stats.mjs'
@@ -8,6 +9,7 @@ import { closeAll, handleControl, openMany } from './connect.mjs'
 import { encodeFrame } from '../../test/helpers/wire.cjs'
 import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
+import { openTransport } from './transports.mjs'
 import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
 export async function runEcho (job) {
@@ -29,7 +31,14 @@ export async function runEcho (job) {
     abort.abort()
   }
 
-  const connections = await openMany(port, path, conns)
+  const transport = await openTransport(job)
+  let connections
+  try {
+    connections = await openMany(port, path, conns, 64, null, transport)
+  } catch (error) {
+    await transport.close()
+    throw error
+  }
   connections.forEach(({ socket, leftover }, index) => {
     // Exact only with one message in flight, which is how latency is run.
     let sentAt = 0
@@ -75,6 +84,7 @@ export async function runEcho (job) {
   if (verdict === null && failure === null) await waitFor(() => verdict !== null, CAPTURE_WAIT_MS)
   await waitFor(() => outstanding <= 0, 2000)
   await closeAll(connections.map((connection) => connection.socket))
+  await transport.close()
 
   if (verdict === 'unsupported') return { unsupported: true }
   if (failure !== null || verdict !== 'ok') {

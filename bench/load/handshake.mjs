@@ -1,17 +1,20 @@
 // Connection churn: each of `concurrency` workers loops over
-// connect → handshake → one echoed message → closing handshake.
+// connect → handshake → one echoed message → closing handshake. Over TLS
+// (`job.transport` 'tls') each cycle is a new TLS connection; over HTTP/2
+// ('h2') a new stream of one session opened before the workers start.
 
-import { handleControl, openWebSocket } from './connect.mjs'
+import { handleControl } from './connect.mjs'
 import { closePayload, encodeFrame, OPCODE } from '../../test/helpers/wire.cjs'
 import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
+import { openTransport } from './transports.mjs'
 import { CAPTURE_WAIT_MS, measureWindow, usageBetween, waitFor } from './window.mjs'
 
 const CLOSE_FRAME = encodeFrame(OPCODE.close, closePayload(1000))
 
 /** One full connection lifetime; resolves with the echo's check verdict. */
-function cycle (port, path, frame, check) {
-  return openWebSocket(port, path).then(({ socket, leftover }) => new Promise((resolve, reject) => {
+function cycle (transport, path, frame, check) {
+  return transport.open(path).then(({ socket, leftover }) => new Promise((resolve, reject) => {
     let verdict = null
     let closing = false
     const reader = new MessageReader({
@@ -37,7 +40,7 @@ function cycle (port, path, frame, check) {
 }
 
 export async function runHandshakes (job) {
-  const { port, path, concurrency, warmupMs, durationMs, serverPid, clockTicks } = job
+  const { path, concurrency, warmupMs, durationMs, serverPid, clockTicks } = job
   const { opcode, payload, check } = buildPayload(job.payload)
   const frame = encodeFrame(opcode, payload)
   const abort = new AbortController()
@@ -47,12 +50,13 @@ export async function runHandshakes (job) {
   let failure = null
   let verified = false
   let active = 0
+  const transport = await openTransport(job)
 
   const worker = async () => {
     active++
     try {
       while (running) {
-        const verdict = await cycle(port, path, frame, check)
+        const verdict = await cycle(transport, path, frame, check)
         if (verdict !== 'ok') throw new Error(verdict === 'unsupported' ? 'unexpected reply' : verdict)
         verified = true
         if (measuring) completed++
@@ -73,11 +77,13 @@ export async function runHandshakes (job) {
   if (!verified && failure === null) await waitFor(() => verified || failure !== null, CAPTURE_WAIT_MS)
   // Let in-progress cycles finish so the server is idle for the next measurement.
   await waitFor(() => active === 0, 5000)
+  await transport.close()
 
   if (failure !== null || !verified) return { failure: failure ?? 'no handshake completed' }
   const usage = usageBetween(start, end, clockTicks)
   return {
     metrics: { rate: completed / usage.seconds },
+    transport: transport.stats(),
     generatorCpu: usage.generatorCpu,
     serverCpu: usage.serverCpu,
     otherCpu: usage.otherCpu

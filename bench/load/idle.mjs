@@ -1,17 +1,28 @@
 // Idle connections held open while the server's memory is measured. Two
-// jobs, because the run reads the server's RSS between them.
+// jobs, because the run reads the server's RSS between them. `job.transport`
+// (transports.mjs) holds them over TLS or as streams of one HTTP/2 session.
 
 import { closeAll, handleControl, openMany } from './connect.mjs'
 import { encodeFrame } from '../../test/helpers/wire.cjs'
 import { MessageReader } from './message-reader.mjs'
 import { buildPayload } from './payloads.mjs'
+import { openTransport } from './transports.mjs'
 import { CAPTURE_WAIT_MS, waitFor } from './window.mjs'
 
 let held = null
+let heldTransport = null
 
 export async function openIdle (job) {
   if (held !== null) await closeIdle({})
-  const connections = await openMany(job.port, job.path, job.count, 100)
+  const transport = await openTransport(job)
+  let connections
+  try {
+    connections = await openMany(job.port, job.path, job.count, 100, null, transport)
+  } catch (error) {
+    await transport.close()
+    throw error
+  }
+  heldTransport = transport
   held = connections.map(({ socket, leftover }, index) => {
     const entry = { socket, verdict: null, lost: false }
     // Only the first connection is later used to prove the server still echoes.
@@ -22,19 +33,23 @@ export async function openIdle (job) {
     })
     return holdIdle(entry, reader, leftover)
   })
-  return { opened: held.length }
+  return { opened: held.length, transport: transport.stats() }
 }
 
 export async function closeIdle (job) {
   const entries = held
+  const transport = heldTransport
   held = null
-  return releaseIdle(entries, job, async (probe) => {
+  heldTransport = null
+  const result = await releaseIdle(entries, job, async (probe) => {
     const { opcode, payload, check } = buildPayload(job.payload)
     probe.check = check
     probe.socket.write(encodeFrame(opcode, payload))
     await waitFor(() => probe.verdict !== null, CAPTURE_WAIT_MS)
     return probe.verdict === 'ok' ? null : probe.verdict ?? 'no echo on an idle connection'
   })
+  await transport?.close()
+  return result
 }
 
 // Shared with the compressed idle job (deflate-idle.mjs): an entry is
