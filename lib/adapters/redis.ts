@@ -93,6 +93,8 @@ class RedisTopicAdapter implements RedisAdapter {
   private publisher: Client | null
   private subscriber: Client | null = null
   private ownsPublisher = false
+  // A Cluster in sharded mode: ioredis keeps the channel list (see `duplicate`).
+  private clusterKeepsChannels = false
   private closed = false
   // Last sequence number per (publisher, topic), least recently seen first.
   private readonly lastSeen = new Map<string, number>()
@@ -123,16 +125,36 @@ class RedisTopicAdapter implements RedisAdapter {
     }
     // A client made with `lazyConnect` waits for its first command; the adapter needs it connected.
     if (this.publisher.status === 'wait') this.publisher.connect().catch(ignoreError)
-    const subscriber = this.subscriber = duplicate(this.publisher, this.options.sharded)
+    this.clusterKeepsChannels = isCluster(this.publisher) && this.options.sharded
+    this.subscriber = this.openSubscriber()
+    await this.whenReady()
+  }
+
+  private openSubscriber (): Client {
+    const subscriber = duplicate(this.publisher!, this.options.sharded)
     subscriber.on('error', this.onClientError)
     subscriber.on('ready', this.onSubscriberReady)
     subscriber.on(this.options.sharded ? 'smessageBuffer' : 'messageBuffer', this.onMessage)
-    await this.whenReady()
+    if (this.clusterKeepsChannels) subscriber.once('ready', () => subscriber.once('reconnecting', this.renewClusterSubscriber))
+    return subscriber
+  }
+
+  /**
+   * A sharded Cluster that was ready is reconnecting: replaced by a new one
+   * (see `duplicate`), given this instance's topics now, which wait in its
+   * offline queue with any (un)subscribe after them until it is ready.
+   */
+  private readonly renewClusterSubscriber = (): void => {
+    const old = this.subscriber
+    if (old === null || this.closed || this.host === null) return
+    old.disconnect() // its 'error' listener stays: a late error is not thrown
+    const subscriber = this.subscriber = this.openSubscriber()
+    for (const topic of this.host.topics()) subscriber.ssubscribe(this.options.prefix + topic, ignoreError)
   }
 
   subscribe (topic: string): void {
     const subscriber = this.subscriber
-    if (subscriber?.status !== 'ready') return // subscribed with the others once it is
+    if (subscriber === null || (subscriber.status !== 'ready' && !this.clusterKeepsChannels)) return // subscribed with the others once it is
     const name = this.options.prefix + topic
     if (this.options.sharded) subscriber.ssubscribe(name, ignoreError)
     else subscriber.subscribe(name, ignoreError)
@@ -140,7 +162,7 @@ class RedisTopicAdapter implements RedisAdapter {
 
   unsubscribe (topic: string): void {
     const subscriber = this.subscriber
-    if (subscriber?.status !== 'ready') return // a new connection starts without it
+    if (subscriber === null || (subscriber.status !== 'ready' && !this.clusterKeepsChannels)) return // a new connection starts without it
     const name = this.options.prefix + topic
     if (this.options.sharded) subscriber.sunsubscribe(name, ignoreError)
     else subscriber.unsubscribe(name, ignoreError)
@@ -218,7 +240,7 @@ class RedisTopicAdapter implements RedisAdapter {
     }
     // A new connection has no subscriptions: take this instance's current topics.
     const subscriber = this.subscriber
-    if (subscriber === null || this.host === null) return
+    if (subscriber === null || this.host === null || this.clusterKeepsChannels) return
     const prefix = this.options.prefix
     let batch: string[] = []
     const flush = (): void => {
@@ -260,9 +282,32 @@ class RedisTopicAdapter implements RedisAdapter {
   }
 }
 
+function isCluster (client: Client): client is Cluster {
+  return 'nodes' in client
+}
+
+/**
+ * The subscriber connection. A Cluster in sharded mode is left to ioredis:
+ * its sharded subscribers (one connection per master) take SSUBSCRIBE and
+ * SUNSUBSCRIBE one slot at a time, record every channel as they route it,
+ * and SSUBSCRIBE the recorded channels again when a node's connection is
+ * replaced (a node restarted, slots moved). So the adapter does not
+ * resubscribe on `ready` (one SSUBSCRIBE of all its topics would span slots,
+ * and ioredis rejects it); it sends every subscribe and unsubscribe, one
+ * channel each, and while the Cluster is not ready they wait in its offline
+ * queue (subscriptions only: publishes go through the other client).
+ *
+ * When the whole Cluster reconnects, the adapter replaces it instead: in
+ * ioredis 5.11, a reconnect that stops the sharded subscribers while one is
+ * between its TCP connect and `ready` leaves that subscriber's start pending
+ * forever (`stop()` removes the listeners that would settle it), and the
+ * group never resets again: the Cluster says `ready` while it has no
+ * subscriber connection and rejects every SSUBSCRIBE. A new Cluster has
+ * recorded no channels, so it opens no subscriber before it is ready.
+ */
 function duplicate (client: Client, sharded: boolean): Client {
-  if ('nodes' in client) return (client as Cluster).duplicate(undefined, { shardedSubscribers: sharded })
-  return (client as Redis).duplicate(SUBSCRIBER_OPTIONS)
+  if (isCluster(client)) return client.duplicate(undefined, sharded ? { shardedSubscribers: true, enableOfflineQueue: true } : { shardedSubscribers: false })
+  return client.duplicate(SUBSCRIBER_OPTIONS)
 }
 
 // Failed (un)subscribes are for a connection that just went away: its replacement subscribes afresh on `ready`.
