@@ -152,5 +152,16 @@ export const REDIS_ADAPTER_DEFAULTS = {
    */
   dedupeEntries: 10_000,
   /** Channels per SUBSCRIBE when restoring subscriptions after a reconnect: 1,000 keeps each command small. */
-  resubscribeBatch: 1000
+  resubscribeBatch: 1000,
+  /**
+   * Bytes of publishes handed to Redis and not yet answered, counting each
+   * command's payload plus `publishOverhead`: 8 MiB. Redis answers a PUBLISH
+   * within a round trip, so a backlog this size means it stopped answering
+   * (hung, or a network partition without a reset) while the connection
+   * still looks up; past it, publishes are dropped and counted like an
+   * outage's, instead of growing memory and arriving minutes late.
+   */
+  maxPendingBytes: 8 * 1024 * 1024,
+  /** What one pending command costs the client beyond its payload, about (ioredis's Command object and its promise). */
+  publishOverhead: 256
 } as const

@@ -11,7 +11,7 @@ import { channel } from 'node:diagnostics_channel'
  *                             (statusCode 0: the socket was closed without an answer)
  * - `fastify-rfc6455:limit`   `{ limit, connection?, request?, error? }` a limit was hit;
  *                             `limit` names the setting
- * - `fastify-rfc6455:adapter` `{ event: 'dropped', topic, error }` the Redis adapter could not
+ * - `fastify-rfc6455:adapter` `{ event: 'dropped', topic, error, instanceId }` the Redis adapter could not
  *                             carry a publish to the other instances (error null: not connected)
  */
 export const channels = {

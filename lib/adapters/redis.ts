@@ -5,7 +5,8 @@ import { REDIS_ADAPTER_DEFAULTS } from '../defaults.js'
 import { channels } from '../diagnostics.js'
 import { invalidOption } from '../fastify/settings.js'
 import type { TopicAdapter, TopicAdapterHost } from '../topics/adapter.js'
-import { decodeEnvelope, encodeEnvelope, MAX_SEQUENCE, ORIGIN_SIZE } from './envelope.js'
+import { webSocketError } from '../protocol/errors.js'
+import { decodeEnvelope, encodeEnvelope, HEADER_SIZE, MAX_SEQUENCE, ORIGIN_SIZE } from './envelope.js'
 
 export interface RedisAdapterOptions {
   /**
@@ -27,15 +28,23 @@ export interface RedisAdapterOptions {
   sharded?: boolean
   /** Milliseconds `app.ready()` waits for Redis before starting without it. Default 10 s. */
   readyTimeout?: number
+  /**
+   * Bytes of publishes Redis has not answered yet past which more are
+   * dropped (counted, as in an outage). Default 8 MiB.
+   */
+  maxPendingBytes?: number
 }
 
 /** What the adapter counts; read them as `adapter.stats`. */
 export interface RedisAdapterStats {
-  /** Publishes handed to Redis. */
+  /** Publishes Redis took (answered). */
   published: number
   /** Publishes of other instances delivered here. */
   received: number
-  /** Publishes not carried to the other instances: Redis was unreachable (each also on the diagnostics channel). */
+  /**
+   * Publishes not carried to the other instances: Redis unreachable, or not
+   * answering past `maxPendingBytes` (each also on the diagnostics channel).
+   */
   dropped: number
   /** Publishes that arrived a second time and were not delivered again. */
   duplicates: number
@@ -100,6 +109,8 @@ class RedisTopicAdapter implements RedisAdapter {
   private readonly lastSeen = new Map<string, number>()
   // Drops since Redis was last reachable: the first is logged, the rest summed when it is back.
   private droppedInOutage = 0
+  // Bytes of publishes handed to the client and not answered yet (maxPendingBytes).
+  private pendingBytes = 0
 
   constructor (options: Resolved) {
     this.options = options
@@ -125,6 +136,7 @@ class RedisTopicAdapter implements RedisAdapter {
     }
     // A client made with `lazyConnect` waits for its first command; the adapter needs it connected.
     if (this.publisher.status === 'wait') this.publisher.connect().catch(ignoreError)
+    this.publisher.on('ready', this.onPublisherReady)
     this.clusterKeepsChannels = isCluster(this.publisher) && this.options.sharded
     this.subscriber = this.openSubscriber()
     await this.whenReady()
@@ -169,9 +181,15 @@ class RedisTopicAdapter implements RedisAdapter {
   }
 
   publish (topic: string, payload: string | Buffer, binary: boolean): void {
+    if (this.closed) return // app.close() has passed: there are no other instances to tell
     const publisher = this.publisher
-    if (publisher?.status !== 'ready' || this.closed) {
+    if (publisher?.status !== 'ready') {
       this.drop(topic, null)
+      return
+    }
+    const size = (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) + HEADER_SIZE + REDIS_ADAPTER_DEFAULTS.publishOverhead
+    if (this.pendingBytes + size > this.options.maxPendingBytes) {
+      this.drop(topic, webSocketError('WS_ERR_ADAPTER_BACKLOG', `Redis has not answered ${this.pendingBytes} bytes of publishes (maxPendingBytes ${this.options.maxPendingBytes})`))
       return
     }
     if (this.sequence === MAX_SEQUENCE) {
@@ -181,17 +199,20 @@ class RedisTopicAdapter implements RedisAdapter {
     }
     const envelope = encodeEnvelope(this.origin, ++this.sequence, payload, binary)
     const name = this.options.prefix + topic
+    this.pendingBytes += size
     const done = (error: Error | null | undefined): void => {
+      this.pendingBytes -= size
       if (error != null) this.drop(topic, error)
+      else this.stats.published++
     }
     if (this.options.sharded) publisher.spublish(name, envelope, done)
     else publisher.publish(name, envelope, done)
-    this.stats.published++
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.publisher?.removeListener('ready', this.onPublisherReady)
     const clients = [this.subscriber, this.ownsPublisher ? this.publisher : null]
     this.subscriber = null
     await Promise.all(clients.map(async (client) => {
@@ -233,11 +254,15 @@ class RedisTopicAdapter implements RedisAdapter {
     return true
   }
 
-  private readonly onSubscriberReady = (): void => {
+  // Drops happen at the publisher: its reconnect ends the outage the log told of.
+  private readonly onPublisherReady = (): void => {
     if (this.droppedInOutage > 0) {
       this.host?.log.warn({ dropped: this.droppedInOutage }, 'fastify-rfc6455: Redis adapter reconnected; cross-instance publishes were dropped while it was unreachable')
       this.droppedInOutage = 0
     }
+  }
+
+  private readonly onSubscriberReady = (): void => {
     // A new connection has no subscriptions: take this instance's current topics.
     const subscriber = this.subscriber
     if (subscriber === null || this.host === null || this.clusterKeepsChannels) return
@@ -260,7 +285,7 @@ class RedisTopicAdapter implements RedisAdapter {
     if (this.droppedInOutage++ === 0) {
       this.host?.log.warn({ topic, err: error ?? undefined }, 'fastify-rfc6455: Redis adapter cannot reach Redis; cross-instance publishes are dropped until it can (local delivery goes on)')
     }
-    if (channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'dropped', topic, error })
+    if (channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'dropped', topic, error, instanceId: this.instanceId })
   }
 
   private readonly onClientError = (error: Error): void => {
@@ -325,5 +350,7 @@ function checkOptions (options: RedisAdapterOptions): Resolved {
   if (typeof prefix !== 'string') throw invalidOption('redisAdapter: `prefix` must be a string')
   const readyTimeout = options.readyTimeout ?? REDIS_ADAPTER_DEFAULTS.readyTimeout
   if (!(readyTimeout >= 0 && readyTimeout < 2 ** 31)) throw invalidOption(`redisAdapter: \`readyTimeout\` must be a number of milliseconds, got ${readyTimeout}`)
-  return { client, url, prefix, sharded: options.sharded === true, readyTimeout }
+  const maxPendingBytes = options.maxPendingBytes ?? REDIS_ADAPTER_DEFAULTS.maxPendingBytes
+  if (!(maxPendingBytes > 0)) throw invalidOption(`redisAdapter: \`maxPendingBytes\` must be a positive number of bytes, got ${maxPendingBytes}`)
+  return { client, url, prefix, sharded: options.sharded === true, readyTimeout, maxPendingBytes }
 }

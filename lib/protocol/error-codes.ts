@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   WS_ERR_CLOSED_BEFORE_SENT: { closeCode: null, meaning: 'the connection closed before the message was sent' },
   WS_ERR_CLOSED_ABNORMALLY: { closeCode: null, meaning: 'createWebSocketStream: the connection closed with a code other than 1000 or 1005 before the stream ended (that code is the error\'s closeCode)' },
   WS_ERR_INVALID_ARGUMENT: { closeCode: null, meaning: 'an argument the call cannot use' },
+  WS_ERR_ADAPTER_BACKLOG: { closeCode: null, meaning: 'Redis adapter: a publish was dropped because Redis has not answered maxPendingBytes of earlier ones (the diagnostics channel\'s `error`)' },
   WS_ERR_NO_TOPICS: { closeCode: null, meaning: 'subscribe, unsubscribe, isSubscribed, topics or publish on a connection the plugin did not accept (a client connection): topics belong to an app' },
 
   // --- The opening handshake.

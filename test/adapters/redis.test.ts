@@ -647,3 +647,31 @@ t.test('sharded: SSUBSCRIBE/SPUBLISH on a standalone Redis 7, same guarantees', 
   await subscribedIn(probe, 't11:room', 1, true)
   t.pass('SUNSUBSCRIBE when B\'s last subscriber left')
 })
+
+t.test('Redis hung (SIGSTOP): publishes past maxPendingBytes are dropped and counted, not queued; the admitted ones arrive once it answers', async (t) => {
+  const redis = await startRedisServer(t)
+  const probe = redis.client()
+  const events = adapterEvents(t)
+  // Room for a few publishes: each is charged its payload, the 16-byte header and 256 bytes of bookkeeping.
+  const a = await instance(t, 'A', { url: redis.url, prefix: 't13:', maxPendingBytes: 4 * (1000 + 16 + 256) })
+  const b = await instance(t, 'B', { url: redis.url, prefix: 't13:' })
+  const b1 = await sub(b, 'B1', ['room'])
+  await subscribedIn(probe, 't13:room', 1)
+  process.kill(redis.pid, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(redis.pid, 'SIGCONT') } catch {} })
+  // The connection still looks up: nothing tells the client Redis stopped answering.
+  const payload = 'x'.repeat(998) // with `i:`, 1000 bytes
+  for (let i = 0; i < 10; i++) a.app.websocket.publish('room', `${i}:${payload}`)
+  t.equal(a.adapter.stats.dropped, 6, 'past 4 pending publishes, the rest dropped at once')
+  await events.until(6)
+  t.ok(events.events.every((e) => (e.error as { code?: string }).code === 'WS_ERR_ADAPTER_BACKLOG' && (e as { instanceId?: string }).instanceId === a.adapter.instanceId),
+    'each drop says why, and which instance dropped it')
+  process.kill(redis.pid, 'SIGCONT')
+  await untilCount(b1, 4)
+  await fences([a], 'room', [b1])
+  t.same(texts(b1.inbox.received).map((text) => text.split(':')[0]), ['0', '1', '2', '3', fence('A').split(':')[0]], 'the 4 admitted, in order, once')
+  t.equal(a.adapter.stats.published, 5, 'published counts what Redis took (the 4 and the fence)')
+  a.app.websocket.publish('room', `after:${payload}`)
+  await untilReceived(b1, 'after', (received) => received.some((m) => m.data.toString('utf8').startsWith('after:')))
+  t.equal(a.adapter.stats.dropped, 6, 'the backlog drained: publishing goes on')
+})
