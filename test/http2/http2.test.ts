@@ -356,3 +356,57 @@ t.test('app.injectWS on an HTTP/2 app opens the WebSocket as an extended CONNECT
     await closeEvent(conn)
   }
 })
+
+t.test('hostile streams: reset while the hooks run, frames that break the protocol, DATA after a refusal — the session and the app serve on', async (t) => {
+  const app = await h2App(t)
+  let entered!: () => void
+  let release!: () => void
+  const inHook = new Promise<void>((resolve) => { entered = resolve })
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let handled = 0
+  let serverStream!: http2.ServerHttp2Stream
+  app.server.on('connect' as any, (req: http2.Http2ServerRequest) => { serverStream = req.stream })
+  let passed!: () => void
+  const hookDone = new Promise<void>((resolve) => { passed = resolve })
+  app.get('/slow', { websocket: true, preHandler: async () => { entered(); await held; passed() } }, () => { handled++ })
+  app.addHook('onRequest', async (req, reply) => { if (req.url === '/denied') return await reply.code(403).send({ no: true }) })
+  app.get('/denied', { websocket: true }, () => { handled++ })
+  const conns = echoRoute(app, '/ws')
+  const s = await session(t, await listen(app))
+  const connectHeaders = (path: string) => ({ ':method': 'CONNECT', ':protocol': 'websocket', ':path': path, ':scheme': 'https', ':authority': 'localhost', 'sec-websocket-version': '13' })
+
+  // Reset while a hook is pending: nothing is accepted when it resolves, nothing is left counted.
+  const early = s.request(connectHeaders('/slow'), { endStream: false })
+  await inHook
+  const serverSide = serverStream
+  early.close(http2.constants.NGHTTP2_CANCEL)
+  await once(serverSide, 'close')
+  release()
+  await hookDone
+  // What follows the hook (accept.ts) runs in the same chain of promise jobs: done by the next macrotask.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(handled, 0, 'the handler never ran for a reset stream')
+  t.equal(app.websocket.clients.size, 0, 'nothing accepted')
+
+  // DATA after a refusal: the server closed the stream after answering; more bytes change nothing.
+  const refused = s.request(connectHeaders('/denied'), { endStream: false })
+  const [head] = await once(refused, 'response')
+  t.equal(head[':status'], 403)
+  refused.write(Buffer.alloc(1024, 0x82), () => {})
+  refused.resume()
+  await once(refused, 'close')
+
+  // An unmasked frame from a client: 1002 for that WebSocket only.
+  const bad = await connectOverHttp2(s, '/ws')
+  const badServer = await conns.next()
+  const closed = closeEvent(badServer)
+  streamOf(bad).write(Buffer.from([0x81, 0x02, 0x68, 0x69]))
+  t.equal((await closed)[0], 1002, 'protocol error: 1002')
+  const good = await connectOverHttp2(s, '/ws')
+  const inbox = new Inbox(good)
+  good.send('fine')
+  t.equal((await inbox.next()).data.toString(), 'fine', 'the session still carries WebSockets')
+  t.equal((await get(s, '/denied')).status, 403, 'and requests')
+  t.equal(app.websocket.clients.size, 1)
+  good.terminate()
+})
