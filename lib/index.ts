@@ -17,6 +17,10 @@ export { createWebSocketStream, type WebSocketStreamOptions } from './stream.js'
 export { connectOverHttp2, type Http2WebSocketOptions } from './client/http2.js'
 export { WebSocketError } from './errors.js'
 export type { CompressionOptions } from './compression/types.js'
+export type {
+  AsyncApiChannel, AsyncApiDocument, AsyncApiInfo, AsyncApiMessage, AsyncApiOperation, AsyncApiOptions, AsyncApiParameter,
+  AsyncApiPluginOptions, AsyncApiReference, AsyncApiServer
+} from './asyncapi/types.js'
 export type { TopicAdapter, TopicAdapterHost } from './topics/adapter.js'
 export { WebSocketUpgradeError, type InjectWSHooks, type InjectWSOptions } from './fastify/inject.js'
 export { CloseCode } from './protocol/close-codes.js'
@@ -101,6 +105,18 @@ declare module 'fastify' {
     message?: unknown
     /** WebSocket routes: schema of outgoing JSON messages (`conn.sendJson`); only declared fields are sent. */
     outgoing?: unknown
+    // What the AsyncAPI document reads (README, "AsyncAPI"); declared exactly as
+    // @fastify/swagger declares them, so the two declarations merge.
+    /** Leave the route out of the AsyncAPI document (and of @fastify/swagger's). */
+    hide?: boolean
+    /** Marks the route's channel, operations and messages deprecated. */
+    deprecated?: boolean
+    /** Tags of the route's channel and operations. */
+    tags?: readonly string[]
+    /** The route's channel description (CommonMark). */
+    description?: string
+    /** The route's channel summary. */
+    summary?: string
   }
 
   interface RouteGenericInterface {

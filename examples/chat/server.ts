@@ -14,6 +14,8 @@
 //   GET /api/health                { status: 'ok', connections }
 //   GET /chat?name=NAME&room=ROOM  WebSocket: the chat itself, starting in ROOM (default lobby)
 //                                  plain HTTP: ROOM's recent messages on this instance
+//   GET /asyncapi                  the chat protocol, generated from the schemas below (AsyncAPI 3.0):
+//                                  a page; /asyncapi/json and /asyncapi/yaml the document itself
 //
 // Chat protocol, JSON text messages:
 //   client → server  { "type": "join", "room": "ROOM" }   { "type": "leave", "room": "ROOM" }
@@ -48,14 +50,77 @@ const chatQuery = {
 } as const
 
 // What clients may send: one schema per `type`, validated before the handlers below see it.
+// The descriptions and examples are for the AsyncAPI document (GET /asyncapi).
 const clientMessage = {
   anyOf: [
-    { type: 'object', properties: { type: { const: 'join' }, room: roomName }, required: ['type', 'room'] },
-    { type: 'object', properties: { type: { const: 'leave' }, room: roomName }, required: ['type', 'room'] },
     {
       type: 'object',
+      description: 'Enter a room (answered with a welcome; the others in the room are told)',
+      properties: { type: { const: 'join' }, room: roomName },
+      required: ['type', 'room'],
+      examples: [{ type: 'join', room: 'kitchen' }]
+    },
+    {
+      type: 'object',
+      description: 'Leave a room (the others in it are told)',
+      properties: { type: { const: 'leave' }, room: roomName },
+      required: ['type', 'room']
+    },
+    {
+      type: 'object',
+      description: 'Say something in a room you are in',
       properties: { type: { const: 'say' }, room: roomName, text: { type: 'string', maxLength: MAX_TEXT, pattern: '\\S' } },
-      required: ['type', 'room', 'text']
+      required: ['type', 'room', 'text'],
+      examples: [{ type: 'say', room: 'kitchen', text: 'soup is ready' }]
+    }
+  ]
+} as const
+
+// A chat message as the server sends it, alone or in a room's history: shared with
+// app.addSchema, so the AsyncAPI document has it once, in components.schemas.
+const chatMessage = {
+  $id: 'ChatMessage',
+  type: 'object',
+  description: 'Something said in a room',
+  properties: {
+    type: { const: 'message' },
+    room: { type: 'string' },
+    name: { type: 'string', description: 'who said it' },
+    text: { type: 'string' },
+    at: { type: 'string', format: 'date-time' }
+  },
+  required: ['type', 'room', 'name', 'text', 'at']
+} as const
+
+const presence = (type: 'joined' | 'left', description: string) => ({
+  type: 'object',
+  description,
+  properties: { type: { const: type }, room: { type: 'string' }, name: { type: 'string' }, at: { type: 'string', format: 'date-time' } },
+  required: ['type', 'room', 'name', 'at']
+}) as const
+
+// What the server sends (conn.sendJson, publishJson): serialized with this schema.
+const serverMessage = {
+  anyOf: [
+    {
+      type: 'object',
+      description: 'You are in the room: on connecting, and after a join',
+      properties: {
+        type: { const: 'welcome' },
+        name: { type: 'string' },
+        room: { type: 'string' },
+        history: { type: 'array', items: { $ref: 'ChatMessage#' }, description: `the room's last ${HISTORY} messages on this instance` }
+      },
+      required: ['type', 'name', 'room', 'history']
+    },
+    { $ref: 'ChatMessage#' },
+    presence('joined', 'Someone else came into one of your rooms'),
+    presence('left', 'Someone left one of your rooms'),
+    {
+      type: 'object',
+      description: 'A request the server could not carry out',
+      properties: { type: { const: 'error' }, message: { type: 'string' } },
+      required: ['type', 'message']
     }
   ]
 } as const
@@ -95,6 +160,11 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   await app.register(websocket, {
     // Chat messages are small: a low limit keeps a misbehaving client from hogging memory.
     maxMessageSize: 16 * 1024,
+    // The AsyncAPI document of the WebSocket routes, served at /asyncapi (page), /asyncapi/json and /asyncapi/yaml.
+    asyncapi: {
+      routePrefix: '/asyncapi',
+      info: { title: 'fastify-rfc6455 chat', version: '1.0.0', description: 'Chat rooms over one WebSocket: join, leave, say.' }
+    },
     // Publishes reach the rooms' subscribers on every instance; without it, in this process only.
     adapter: options.redisUrl === undefined ? undefined : redisAdapter({ url: options.redisUrl })
   })
@@ -114,11 +184,20 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   })
 
   app.get('/api/health', async () => ({ status: 'ok', connections: app.websocket.clients.size }))
+  app.addSchema(chatMessage)
 
   app.route<{ Querystring: ChatQuery, Message: ClientMessage, Outgoing: ServerMessage }>({
     method: 'GET',
     url: '/chat',
-    schema: { querystring: chatQuery, message: clientMessage },
+    schema: {
+      summary: 'The chat',
+      description: 'Connect with a name and a first room; then join, leave and say things in rooms. ' +
+        'A plain GET returns the room\'s recent messages instead.',
+      tags: ['chat'],
+      querystring: chatQuery,
+      message: clientMessage,
+      outgoing: serverMessage
+    },
     // Plain HTTP on the chat URL: what a newcomer would see.
     handler: async (request) => ({ room: request.query.room, history: history.get(request.query.room) ?? [] }),
     wsHandler: (conn, request) => {

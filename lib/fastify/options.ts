@@ -11,7 +11,7 @@ import { ROUTE_DEFAULTS, UNKNOWN_OPTION } from './settings.js'
  */
 
 const ROUTE_KEYS = new Set(Object.keys(ROUTE_DEFAULTS))
-const PLUGIN_ONLY_KEYS = new Set(['handshakeTimeout', 'preClose', 'adapter'])
+const PLUGIN_ONLY_KEYS = new Set(['handshakeTimeout', 'preClose', 'adapter', 'asyncapi'])
 const PLUGIN_KEYS = new Set([...ROUTE_KEYS, ...PLUGIN_ONLY_KEYS])
 // Fastify's own register options (FastifyRegisterOptions): Fastify reads them, the plugin ignores them.
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
@@ -72,6 +72,18 @@ export function checkRouteOptions (settings: object, where: string): void {
     else if (key === 'options') problems.push(...wsOptionProblems((settings as { options: unknown }).options, shown))
     else problems.push(problem(key, shown, ROUTE_KEYS))
   }
+  throwIfAny(where, problems)
+}
+
+/**
+ * Checks the keys of an option that is itself an object (`asyncapi: { … }`):
+ * every key not in `known` is named as `<shown>.<key>`, with a near miss.
+ */
+export function checkNestedKeys (value: object, known: ReadonlySet<string>, shown: string, where: string): void {
+  const problems = Object.keys(value).filter((key) => !known.has(key)).map((key) => {
+    const near = closest(key, known)
+    return `"${shown}.${key}": not an option${near === undefined ? '' : `; did you mean \`${near}\`?`}`
+  })
   throwIfAny(where, problems)
 }
 

@@ -11,6 +11,8 @@ import { ROUTE_DEFAULTS, resolveAdapter, resolveHandshakeTimeout, resolvePreClos
 import { UpgradeListener, readUpgradeRequestBody } from './upgrade.js'
 import { installUpgradeFilter } from './upgrade-filter.js'
 import { installHttp2 } from './http2.js'
+import { resolveAsyncApiPluginOptions } from '../asyncapi/options.js'
+import { serveAsyncApi } from '../asyncapi/serve.js'
 
 export type { BroadcastOptions, WebSocketRegistry } from './registry.js'
 export type { WebSocketErrorHandler, WebSocketPluginOptions, WebSocketPreClose, WebSocketRouteSettings } from './settings.js'
@@ -34,10 +36,11 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   const handshakeTimeout = resolveHandshakeTimeout(options)
   const preClose = resolvePreClose(options)
   const adapter = resolveAdapter(options)
+  const asyncapi = resolveAsyncApiPluginOptions(options.asyncapi)
   // Checked here too, so a bad plugin-level policy fails at register, not at the first route.
   checkMessageSettings(settings, 'fastify-rfc6455')
 
-  const registry = new Registry(settings, adapter, fastify.log)
+  const registry = new Registry(settings, adapter, fastify.log, fastify.server, asyncapi)
   adapter?.attach(registry.topics.host(fastify.log))
   const upgrades = new UpgradeListener(fastify, registry, handshakeTimeout)
   const compilers = new CompilerCache()
@@ -51,6 +54,7 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
     })()
   })
   fastify.decorateRequest('ws', false)
+  if (asyncapi?.routePrefix !== undefined) serveAsyncApi(fastify, registry, asyncapi.routePrefix)
 
   // Message schemas compile once per route, when the app is ready (after Fastify compiled its own).
   fastify.addHook('onReady', function compileMessageSchemas (done) {

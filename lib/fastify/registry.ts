@@ -10,6 +10,10 @@ import { TopicTable } from '../topics/topics.js'
 import type { NegotiatedDeflate } from './compressed-broadcast.js'
 import { kDeflate, OutgoingMessage } from './delivery.js'
 import type { ResolvedSettings } from './settings.js'
+import { buildDocument, type AddressSource, type DocumentedRoute } from '../asyncapi/document.js'
+import { mergeAsyncApiOptions } from '../asyncapi/options.js'
+import type { AsyncApiDocument, AsyncApiOptions } from '../asyncapi/types.js'
+import { toYaml } from '../asyncapi/yaml.js'
 
 export interface BroadcastOptions {
   binary?: boolean
@@ -41,6 +45,14 @@ export interface WebSocketRegistry {
   subscriberCount (topic: string): number
   /** The effective plugin-level settings. */
   readonly settings: Readonly<ResolvedSettings>
+  /**
+   * The AsyncAPI 3.0 document of the app's WebSocket routes (README,
+   * "AsyncAPI"): one channel per route, its messages from `schema.message`
+   * and `schema.outgoing`. The plugin's `asyncapi` option gives the
+   * defaults; `yaml: true` returns the document as YAML text.
+   */
+  asyncapi (options: AsyncApiOptions & { yaml: true }): string
+  asyncapi (options?: AsyncApiOptions & { yaml?: false }): AsyncApiDocument
 }
 
 /** What the registry counts per route: its open connections, for its maxConnections. */
@@ -64,17 +76,24 @@ export class Registry implements WebSocketRegistry {
   readonly topics: TopicTable
   /** Set once app.close() began: upgrades are refused from then on. */
   closing = false
+  /** @internal The WebSocket routes as declared (route.ts adds them), for the AsyncAPI document. */
+  readonly documented: DocumentedRoute[] = []
+  readonly #server: AddressSource | undefined
+  readonly #asyncapiDefaults: AsyncApiOptions
   private readonly heartbeats = new Heartbeats()
   // One listener for every connection of this app (no closure per connection).
   private readonly onTransportClosed: (this: ServerConnection, code: number, reason: string) => void
 
-  constructor (settings: ResolvedSettings, adapter: TopicAdapter | null = null, log?: FastifyBaseLogger) {
+  constructor (settings: ResolvedSettings, adapter: TopicAdapter | null = null, log?: FastifyBaseLogger, server?: AddressSource, asyncapiDefaults: AsyncApiOptions = {}) {
     this.settings = settings
+    this.#server = server
+    this.#asyncapiDefaults = asyncapiDefaults
     this.topics = new TopicTable(adapter, log)
     // Bound, so `const { broadcast, publish } = app.websocket` works.
     this.broadcast = this.broadcast.bind(this)
     this.publish = this.publish.bind(this)
     this.subscriberCount = this.subscriberCount.bind(this)
+    this.asyncapi = this.asyncapi.bind(this)
     const registry = this
     this.onTransportClosed = function (code, reason) { registry.removeClient(this, code, reason) }
   }
@@ -96,6 +115,14 @@ export class Registry implements WebSocketRegistry {
 
   subscriberCount (topic: string): number {
     return this.topics.subscriberCount(topic)
+  }
+
+  asyncapi (options: AsyncApiOptions & { yaml: true }): string
+  asyncapi (options?: AsyncApiOptions & { yaml?: false }): AsyncApiDocument
+  asyncapi (options?: AsyncApiOptions & { yaml?: boolean }): AsyncApiDocument | string {
+    const { yaml, ...merged } = mergeAsyncApiOptions(this.#asyncapiDefaults, options)
+    const document = buildDocument(this.documented, merged, this.#server)
+    return yaml === true ? toYaml(document) : document
   }
 
   /** Whether the app, or `route`, has its maxConnections open; the limit reached, or 0. */

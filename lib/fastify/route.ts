@@ -67,6 +67,14 @@ export class Routes {
     const httpHandler = wsHandler !== undefined ? routeOptions.handler : undefined
     const where = `WebSocket route ${String(routeOptions.method)} ${routeOptions.url}`
     const settings = resolveSettings(this.registry.settings, routeSettings(declared, where), where)
+    // As declared, before hideFromDocs: a `hide` of the app's own hides the route from AsyncAPI too.
+    this.registry.documented.push({
+      instance,
+      method: routeOptions.method,
+      url: routeOptions.url,
+      schema: routeOptions.schema as Record<string, unknown> | undefined,
+      protocols: settings.protocols
+    })
     if (httpHandler === undefined) hideFromDocs(routeOptions)
     const route: WsRoute = {
       handler: (wsHandler ?? routeOptions.handler) as WsHandler,

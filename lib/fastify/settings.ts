@@ -8,6 +8,7 @@ import { pieceLimits } from '../protocol/piece-limit.js'
 import { resolveCompression } from '../compression/settings.js'
 import type { CompressionOptions, ResolvedCompression } from '../compression/types.js'
 import type { TopicAdapter } from '../topics/adapter.js'
+import type { AsyncApiPluginOptions } from '../asyncapi/types.js'
 
 /** Settings that apply to every WebSocket route, and that a route may override. */
 export interface WebSocketRouteSettings extends JsonMessageSettings {
@@ -109,6 +110,12 @@ export interface WebSocketPluginOptions extends WebSocketRouteSettings {
    * topics live in this process.
    */
   adapter?: TopicAdapter
+  /**
+   * The AsyncAPI document of the WebSocket routes (README, "AsyncAPI"):
+   * defaults for `app.websocket.asyncapi()` (`info`, `servers`, `id`), and
+   * with `routePrefix`, where the app serves it (an HTML page, `/json`, `/yaml`).
+   */
+  asyncapi?: AsyncApiPluginOptions
 }
 
 /**
