@@ -15,13 +15,12 @@
 // with their nodes.conf): topics joined and left meanwhile end up subscribed
 // exactly as the instances have them, and messages flow again, exactly once.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
@@ -30,10 +29,9 @@ import { redisAdapter, type RedisAdapter } from '../../lib/adapters/redis.js'
 import type { WebSocketConnection } from '../../lib/index.js'
 import { acceptConnections, build, connect, inboxOf, listen, type Inbox, type Queue, type Received, type Tap } from '../helpers/app.js'
 import { prng, randomBytesSeeded } from '../helpers/data.js'
-import { channels, numsub, pollUntil } from '../helpers/redis-server.js'
+import { channels, isRunning, numsub, pollUntil, spawnRedisServer, stopRedisServer } from '../helpers/redis-server.js'
 import { within } from '../helpers/time.js'
 
-const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server'
 const REDIS_CLI = process.env.REDIS_CLI ?? '/usr/bin/redis-cli'
 const HOST = '127.0.0.1'
 // The cluster bus of a node on port N listens on N + 10000.
@@ -42,9 +40,7 @@ const BUS_OFFSET = 10_000
 // node and its bus, so outgoing connections do not take them meanwhile.
 const PORT_MIN = 10_000
 const PORT_MAX = 22_000
-// Bounds that turn a hang into a failure; a passing run never waits for them.
-const START_TIMEOUT = 20_000
-const STOP_TIMEOUT = 10_000
+// A bound that turns a hang into a failure; a passing run never waits for it.
 const WAIT = 20_000
 
 interface Node {
@@ -66,8 +62,6 @@ interface TestCluster {
   start (): Promise<void>
 }
 
-const running = (proc: ChildProcess): boolean => proc.exitCode === null && proc.signalCode === null
-
 /** Whether nothing listens on `port` on the loopback now. */
 async function portFree (port: number): Promise<boolean> {
   const probe = createServer()
@@ -88,71 +82,13 @@ async function portFree (port: number): Promise<boolean> {
 /**
  * Starts one cluster-enabled redis-server on `port` and resolves with it once
  * its log says it accepts connections (written after its sockets are bound),
- * or with null if the port or its bus port was taken meanwhile.
+ * or with null if the port or its bus port was taken meanwhile (it has exited
+ * then). Every process spawned goes into `started`, for the teardown.
  */
 async function startNode (dir: string, port: number, started: Map<ChildProcess, Promise<void>>): Promise<Omit<Node, 'probe'> | null> {
-  const proc = spawn(REDIS_SERVER, [
-    '--port', String(port),
-    '--bind', HOST,
-    '--cluster-enabled', 'yes',
-    '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-    '--save', '',
-    '--appendonly', 'no',
-    '--dir', dir,
-    '--logfile', '',
-    '--daemonize', 'no'
-  ], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  // 'error' without 'exit' when it could not be spawned at all.
-  const exited = new Promise<void>((resolve) => { proc.once('exit', () => resolve()).once('error', () => resolve()) })
-  started.set(proc, exited)
-  const log: string[] = []
-  const lines = createInterface({ input: proc.stdout! })
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => { log.push(chunk) })
-  let addressInUse = false
-  const ready = new Promise<boolean>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server on ${port}: not ready within ${START_TIMEOUT} ms:\n${log.join('\n')}`)), START_TIMEOUT)
-    lines.on('line', (line) => {
-      log.push(line)
-      if (log.length > 500) log.shift()
-      if (line.includes('Address already in use')) addressInUse = true
-      if (line.includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        resolve(true)
-      }
-    })
-    proc.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      // readline may still hold the last lines: judge once it has given them.
-      lines.once('close', () => {
-        if (addressInUse) resolve(false)
-        else reject(new Error(`redis-server on ${port} exited (${code ?? signal}) before it was ready:\n${log.join('\n')}`))
-      })
-    })
-  })
-  try {
-    if (await ready) return { port, proc, exited, log }
-  } catch (err) {
-    if (running(proc)) process.kill(proc.pid!, 'SIGKILL')
-    await exited
-    throw err
-  }
-  await exited
-  return null
-}
-
-/** SIGTERM to the node's PID, SIGKILL if it has not exited after STOP_TIMEOUT; resolves once it exited. */
-async function stopNode (node: Pick<Node, 'proc' | 'exited'>): Promise<void> {
-  if (running(node.proc)) {
-    process.kill(node.proc.pid!, 'SIGTERM')
-    const timer = setTimeout(() => { if (running(node.proc)) process.kill(node.proc.pid!, 'SIGKILL') }, STOP_TIMEOUT)
-    await node.exited
-    clearTimeout(timer)
-  }
-  await node.exited
+  const node = spawnRedisServer(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)])
+  started.set(node.proc, node.exited)
+  return (await node.ready) ? { port, proc: node.proc, exited: node.exited, log: node.log } : null
 }
 
 async function run (file: string, args: string[], timeout: number): Promise<string> {
@@ -176,7 +112,7 @@ async function startCluster (t: Tap): Promise<TestCluster> {
   // Should the test process end without its teardown (a teardown before this
   // one threw, a signal), the servers go with it, by their PIDs.
   const killStarted = (): void => {
-    for (const proc of started.keys()) if (running(proc)) process.kill(proc.pid!, 'SIGKILL')
+    for (const proc of started.keys()) if (isRunning(proc)) process.kill(proc.pid!, 'SIGKILL')
     rmSync(dir, { recursive: true, force: true })
   }
   const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
@@ -193,7 +129,7 @@ async function startCluster (t: Tap): Promise<TestCluster> {
   for (const signal of SIGNALS) process.once(signal, onSignal)
   t.teardown(async () => {
     for (const node of nodes) node.probe.disconnect()
-    await Promise.all([...started].map(async ([proc, exited]) => { await stopNode({ proc, exited }) }))
+    await Promise.all([...started].map(async ([proc, exited]) => { await stopRedisServer({ proc, exited }) }))
     removeSafetyNets()
     rmSync(dir, { recursive: true, force: true })
   })
@@ -235,7 +171,7 @@ async function startCluster (t: Tap): Promise<TestCluster> {
       if (node === undefined) throw new Error(`no node owns slot ${slot} (${channel})`)
       return node
     },
-    stop: async () => { await Promise.all(nodes.map(stopNode)) },
+    stop: async () => { await Promise.all(nodes.map(async (node) => { await stopRedisServer(node) })) },
     start: async () => {
       for (const node of nodes) {
         const again = await startNode(dir, node.port, started)

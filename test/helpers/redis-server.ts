@@ -50,6 +50,114 @@ async function freePort (): Promise<number> {
   return port
 }
 
+/** Whether `proc` was spawned and has not exited. */
+export const isRunning = (proc: ChildProcess): boolean => proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null
+
+/** One redis-server process, as `spawnRedisServer` started it. */
+export interface SpawnedRedisServer {
+  readonly port: number
+  readonly proc: ChildProcess
+  /** Resolves once the process exited, or could not be spawned at all; never rejects. */
+  readonly exited: Promise<void>
+  /** Its log lines (stdout by line, stderr by chunk; the last 500), for failure messages. */
+  readonly log: string[]
+  /**
+   * true once its log says it accepts connections (an event: the line is
+   * written after its listening sockets are bound); false once it exited
+   * because its port (or a cluster node's bus port) was taken. Rejects if it
+   * could not be spawned, exited for anything else, or was not ready within
+   * START_TIMEOUT; by then it was killed (SIGKILL to its PID) and has exited,
+   * so whatever happened, the process does not outlive the test.
+   */
+  readonly ready: Promise<boolean>
+}
+
+/**
+ * Spawns redis-server on 127.0.0.1:`port` in `dir`, persistence off (nothing
+ * written, a restart comes back empty), logging to stdout where the
+ * readiness line is read. `extraArgs` go last (e.g. `--cluster-enabled yes`);
+ * `log` collects the log lines (pass the same array to keep one log across
+ * restarts). Stopping it is the caller's: `stopRedisServer`.
+ */
+export function spawnRedisServer (port: number, dir: string, extraArgs: string[] = [], log: string[] = []): SpawnedRedisServer {
+  const name = `redis-server on ${HOST}:${port}`
+  const proc = spawn(REDIS_SERVER, [
+    '--port', String(port),
+    '--bind', HOST,
+    '--save', '',
+    '--appendonly', 'no',
+    '--dir', dir,
+    '--logfile', '',
+    '--daemonize', 'no',
+    ...extraArgs
+  ], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Not events.once: it would reject on a spawn 'error', which `ready` reports.
+  // 'error' without 'exit' (and without a PID) when it could not be spawned at all.
+  const exited = new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve())
+    proc.on('error', () => { if (proc.pid === undefined) resolve() })
+  })
+  const keep = (line: string): void => {
+    log.push(line)
+    if (log.length > 500) log.shift()
+  }
+  const lines = createInterface({ input: proc.stdout! })
+  // Everything it printed has been read (the exit may come before or after).
+  const stdoutDone = new Promise<void>((resolve) => { lines.once('close', () => resolve()) })
+  proc.stderr!.setEncoding('utf8').on('data', keep)
+  let addressInUse = false
+  const outcome = new Promise<boolean>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`${name} did not get ready within ${START_TIMEOUT} ms:\n${log.join('\n')}`))
+    }, START_TIMEOUT)
+    lines.on('line', (line) => {
+      keep(line)
+      if (line.includes('Address already in use')) addressInUse = true
+      if (line.includes('Ready to accept connections')) {
+        clearTimeout(timer)
+        resolve(true)
+      }
+    })
+    proc.once('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      // The last lines may still be on their way: judge once they are all read.
+      void stdoutDone.then(() => {
+        if (addressInUse) resolve(false)
+        else reject(new Error(`${name} exited (${code ?? signal}) before it was ready:\n${log.join('\n')}`))
+      })
+    })
+  })
+  const ready = outcome.then(async (ok) => {
+    if (!ok) await exited
+    return ok
+  }, async (err: unknown) => {
+    // By PID: the process this helper started, nothing else.
+    if (isRunning(proc)) process.kill(proc.pid!, 'SIGKILL')
+    await exited
+    throw err
+  })
+  return { port, proc, exited, log, ready }
+}
+
+/**
+ * `signal` (SIGTERM unless told) to its PID, SIGKILL if it has not exited
+ * after STOP_TIMEOUT; resolves once it exited (at once if it already had).
+ */
+export async function stopRedisServer (server: Pick<SpawnedRedisServer, 'proc' | 'exited'>, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const { proc } = server
+  if (isRunning(proc)) {
+    process.kill(proc.pid!, signal)
+    const timer = setTimeout(() => { if (isRunning(proc)) process.kill(proc.pid!, 'SIGKILL') }, STOP_TIMEOUT)
+    await server.exited
+    clearTimeout(timer)
+  }
+  await server.exited
+}
+
 /**
  * Starts redis-server on 127.0.0.1 and resolves once its log says it accepts
  * connections (an event: the line is written after the listening socket is
@@ -60,106 +168,34 @@ export async function startRedisServer (t: Tap, extraArgs: string[] = []): Promi
   const dir = mkdtempSync(join(tmpdir(), 'fastify-rfc6455-redis-'))
   const log: string[] = []
   const clients = new Set<Redis>()
-  let child: ChildProcess | undefined
-  let exited: Promise<void> = Promise.resolve()
+  let current: SpawnedRedisServer | undefined
   let port = 0
-
-  const args = (p: number): string[] => [
-    '--port', String(p),
-    '--bind', HOST,
-    // Persistence off: nothing written, and a restart comes back empty.
-    '--save', '',
-    '--appendonly', 'no',
-    '--dir', dir,
-    // Logs to stdout, where the readiness line is read.
-    '--logfile', '',
-    '--daemonize', 'no',
-    ...extraArgs
-  ]
 
   /** One attempt on port `p`: true once ready, false if the port was taken. */
   const launch = async (p: number): Promise<boolean> => {
-    const proc = spawn(REDIS_SERVER, args(p), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-    child = proc
-    // Not events.once: it would reject on a spawn 'error', which `ready` reports.
-    const gone = new Promise<void>((resolve) => { proc.once('exit', () => resolve()) })
-    exited = gone
-    const lines = createInterface({ input: proc.stdout! })
-    // Everything it printed has been read (the exit may come before or after).
-    const stdoutDone = once(lines, 'close')
-    const keep = (line: string): void => {
-      log.push(line)
-      if (log.length > 500) log.shift()
-    }
-    proc.stderr!.setEncoding('utf8').on('data', keep)
-    let addressInUse = false
-    const ready = new Promise<boolean>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`redis-server did not get ready within ${START_TIMEOUT} ms:\n${log.join('\n')}`))
-      }, START_TIMEOUT)
-      lines.on('line', (line) => {
-        keep(line)
-        if (line.includes('Address already in use')) addressInUse = true
-        if (line.includes('Ready to accept connections')) {
-          clearTimeout(timer)
-          resolve(true)
-        }
-      })
-      proc.once('error', (err) => {
-        clearTimeout(timer)
-        reject(err)
-      })
-      proc.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        // The last lines may still be on their way: judge once they are all read.
-        void stdoutDone.then(() => {
-          if (addressInUse) resolve(false)
-          else reject(new Error(`redis-server exited (${code ?? signal}) before it was ready:\n${log.join('\n')}`))
-        })
-      })
-    })
-    let ok: boolean
+    current = spawnRedisServer(p, dir, extraArgs, log)
+    let ok = false
     try {
-      ok = await ready
-    } catch (err) {
-      // Whatever happened, the process must not outlive the test.
-      if (proc.pid !== undefined) { // undefined: it never started (spawn error), there is no exit to wait for
-        if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, 'SIGKILL')
-        await gone
-      }
-      child = undefined
-      throw err
-    }
-    if (!ok) {
-      await gone
-      child = undefined
+      ok = await current.ready
+    } finally {
+      // Not ready: it has exited (`ready` saw to that).
+      if (!ok) current = undefined
     }
     return ok
   }
 
-  const isRunning = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null
-
   const signalAndWait = async (signal: NodeJS.Signals): Promise<void> => {
-    const proc = child
-    if (proc === undefined) return
-    if (isRunning()) {
-      // By PID: the process this helper started, nothing else.
-      process.kill(proc.pid!, signal)
-      const timer = setTimeout(() => { if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid!, 'SIGKILL') }, STOP_TIMEOUT)
-      await exited
-      clearTimeout(timer)
-    } else {
-      await exited
-    }
-    child = undefined
+    if (current === undefined) return
+    await stopRedisServer(current, signal)
+    current = undefined
   }
 
   const server: RedisServer = {
     host: HOST,
     get port () { return port },
     get url () { return `redis://${HOST}:${port}` },
-    get pid () { return isRunning() ? child!.pid : undefined },
-    get running () { return isRunning() },
+    get pid () { return current !== undefined && isRunning(current.proc) ? current.proc.pid : undefined },
+    get running () { return current !== undefined && isRunning(current.proc) },
     log,
     stop: async () => { await signalAndWait('SIGTERM') },
     kill: async () => { await signalAndWait('SIGKILL') },
