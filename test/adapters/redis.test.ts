@@ -657,8 +657,8 @@ t.test('Redis hung (SIGSTOP): publishes past maxPendingBytes are dropped and cou
   const b = await instance(t, 'B', { url: redis.url, prefix: 't13:' })
   const b1 = await sub(b, 'B1', ['room'])
   await subscribedIn(probe, 't13:room', 1)
-  process.kill(redis.pid, 'SIGSTOP')
-  t.teardown(() => { try { process.kill(redis.pid, 'SIGCONT') } catch {} })
+  process.kill(redis.pid!, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(redis.pid!, 'SIGCONT') } catch {} })
   // The connection still looks up: nothing tells the client Redis stopped answering.
   const payload = 'x'.repeat(998) // with `i:`, 1000 bytes
   for (let i = 0; i < 10; i++) a.app.websocket.publish('room', `${i}:${payload}`)
@@ -666,7 +666,7 @@ t.test('Redis hung (SIGSTOP): publishes past maxPendingBytes are dropped and cou
   await events.until(6)
   t.ok(events.events.every((e) => (e.error as { code?: string }).code === 'WS_ERR_ADAPTER_BACKLOG' && (e as { instanceId?: string }).instanceId === a.adapter.instanceId),
     'each drop says why, and which instance dropped it')
-  process.kill(redis.pid, 'SIGCONT')
+  process.kill(redis.pid!, 'SIGCONT')
   await untilCount(b1, 4)
   await fences([a], 'room', [b1])
   t.same(texts(b1.inbox.received).map((text) => text.split(':')[0]), ['0', '1', '2', '3', fence('A').split(':')[0]], 'the 4 admitted, in order, once')
