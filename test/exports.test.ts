@@ -20,6 +20,8 @@ const MAIN_VALUES = [
   'WebSocketError', 'WebSocketUpgradeError', 'connectOverHttp2', 'createWebSocketStream', 'default', 'encodeBroadcastFrame', 'fastifyRfc6455'
 ]
 const MAIN_TYPES = [
+  'AsyncApiChannel', 'AsyncApiDocument', 'AsyncApiInfo', 'AsyncApiMessage', 'AsyncApiOperation', 'AsyncApiOptions', 'AsyncApiParameter',
+  'AsyncApiPluginOptions', 'AsyncApiReference', 'AsyncApiServer',
   'BinaryMessagePolicy', 'BroadcastOptions', 'BufferFullPolicy', 'CompressionOptions', 'DiscriminatorOf', 'Http2WebSocketOptions', 'IncomingMessageOf', 'InjectWSHooks', 'InjectWSOptions',
   'InvalidMessageBody', 'InvalidMessagePolicy', 'JsonMessageHandler', 'JsonMessageSettings', 'MessageValidationIssue',
   'OutgoingMessageOf', 'SendCallback', 'SendOptions', 'TopicAdapter', 'TopicAdapterHost', 'VariantHandlers', 'WebSocketData', 'WebSocketErrorHandler', 'WebSocketEventMap', 'WebSocketHandler',

@@ -160,6 +160,14 @@ t.test('npm start serves the example on $HOST:$PORT and shuts down on SIGTERM', 
   t.equal(health.status, 200)
   t.same(await health.json(), { status: 'ok', connections: 0 })
 
+  // The chat protocol's AsyncAPI document and page (README, "AsyncAPI"); test/asyncapi/ checks their content.
+  const document = await (await fetch(`${base}/asyncapi/json`)).json() as { asyncapi: string, servers: unknown, channels: Record<string, { address: string }> }
+  t.equal(document.asyncapi, '3.0.0', 'the AsyncAPI document is served')
+  t.same(document.servers, { default: { host: `127.0.0.1:${port}`, protocol: 'ws' } }, 'with the address it listens on')
+  t.same(Object.values(document.channels).map((c) => c.address), ['/chat'])
+  t.match((await fetch(`${base}/asyncapi/yaml`)).headers.get('content-type'), /^application\/yaml/, 'as YAML too')
+  t.match(await (await fetch(`${base}/asyncapi`)).text(), /<code>\/chat<\/code>/, 'and as a page')
+
   const ann = await chatClient(t, base, 'ann', 'lobby', { history: [] })
   ann.send({ type: 'say', room: 'lobby', text: 'hello from the start test' })
   t.match(await ann.next(), { type: 'message', room: 'lobby', name: 'ann', text: 'hello from the start test' })

@@ -95,10 +95,17 @@ function renderMessage (key: string, message: AsyncApiMessage, document: AsyncAp
 <h4><code>${escape(message.name ?? key)}</code>${message.title !== undefined && message.title !== message.name ? ` ${escape(message.title)}` : ''}${message.deprecated === true ? ' <span class="badge deprecated">deprecated</span>' : ''}</h4>
 ${text(message.summary, 'summary')}${text(message.description, 'description')}
 <div class="columns">
-<div><h5>Payload</h5>${renderSchema(message.payload, 0)}</div>
+<div><h5>Payload</h5>${renderSchema(withoutRepeat(message.payload, message.description), 0)}</div>
 <div><h5>${declared === undefined ? 'Example (generated from the schema)' : 'Example'}</h5>${examples.map((e) => `<pre class="example">${escape(JSON.stringify(e, null, 2) ?? 'null')}</pre>`).join('')}</div>
 </div>
 </article>`
+}
+
+/** The payload without the description the message already shows (a variant's description is both). */
+function withoutRepeat (payload: unknown, description: string | undefined): unknown {
+  if (description === undefined || payload === null || typeof payload !== 'object') return payload
+  const { description: own, ...rest } = payload as Record<string, unknown>
+  return own === description ? rest : payload
 }
 
 /** A schema as nested lists: type and constraints on one line, properties and branches below. */
