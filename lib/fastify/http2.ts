@@ -31,6 +31,20 @@ export function installHttp2 (fastify: FastifyInstance, server: unknown, registr
   // Sessions that carried a WebSocket, for the GOAWAY after the shutdown round.
   const sessions = new Set<ServerHttp2Session>()
   const forget = function (this: ServerHttp2Session): void { sessions.delete(this) }
+  // The response's 'finish', one function for every extended CONNECT (a closure per
+  // request would be kept, with the request, for the WebSocket's whole life).
+  const onAnswered = function (this: Http2ServerResponse): void {
+    const raw = this.req as unknown as UpgradeRequest
+    const stream = this.stream
+    // Accepted: accept.ts took the stream off the request; its 'finish' is the WebSocket's end.
+    if (raw[kHandshake] !== undefined && raw[kSocket] === undefined) return
+    if (upgrades.upgrading.has(stream)) {
+      upgrades.handshakeDone(stream)
+      if (channels.refused.hasSubscribers) channels.refused.publish({ request: raw, statusCode: this.statusCode, reason: errorReason(this) })
+    }
+    // Whatever the answer, a refused stream is closed once it is out.
+    endStream(stream)
+  }
   // Sent in the SETTINGS of every session opened from now on: the plugin is registered before listen().
   h2.updateSettings({ enableConnectProtocol: true })
 
@@ -51,12 +65,7 @@ export function installHttp2 (fastify: FastifyInstance, server: unknown, registr
       sessions.add(session)
       session.once('close', forget)
     }
-    // Whatever the answer, a refused stream is closed once it is out.
-    res.once('finish', () => {
-      // Accepted: the stream is the connection's (accept.ts took it off the request).
-      if (raw[kHandshake] !== undefined && raw[kSocket] === undefined) return
-      endStream(stream)
-    })
+    res.once('finish', onAnswered)
     if (registry.closing) {
       refuseRaw(res, 503, 'the server is shutting down', {})
       return
@@ -72,12 +81,6 @@ export function installHttp2 (fastify: FastifyInstance, server: unknown, registr
     raw[kHttp2] = true
     raw[kSocket] = stream
     upgrades.track(stream, raw)
-    res.once('finish', () => {
-      // Accepting hijacks the reply and answers on the stream: a 'finish' then is the stream's end, not a refusal.
-      if (!upgrades.upgrading.has(stream)) return
-      upgrades.handshakeDone(stream)
-      if (channels.refused.hasSubscribers) channels.refused.publish({ request: raw, statusCode: res.statusCode, reason: errorReason(res) })
-    })
     // The route is the GET route at :path, as for an HTTP/1.1 upgrade.
     ;(req as { method: string }).method = 'GET'
     fastify.routing(req as unknown as IncomingMessage, res as any)

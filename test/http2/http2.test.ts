@@ -4,6 +4,7 @@
 // and hooks as HTTP/1.1, refusals as HTTP/2 responses, flow control as
 // backpressure, resets and lost sessions, and the shutdown round.
 
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import http2, { type ClientHttp2Session } from 'node:http2'
 import type { AddressInfo } from 'node:net'
@@ -110,8 +111,13 @@ t.test('refusals are ordinary HTTP/2 responses: a hook\'s 401, a plain route, no
     t.type(error, WebSocketUpgradeError, path)
     return error as WebSocketUpgradeError
   }
+  const seen: number[] = []
+  const onRefused = (message: unknown): void => { seen.push((message as { statusCode: number }).statusCode) }
+  subscribe('fastify-rfc6455:refused', onRefused)
+  t.teardown(() => unsubscribe('fastify-rfc6455:refused', onRefused))
   const auth = await refused('/ws')
   t.same([auth.statusCode, auth.headers['www-authenticate'], auth.json], [401, 'Bearer', { error: 'who are you' }])
+  t.same(seen, [401], 'the refusal is published on the diagnostics channel, as over HTTP/1.1')
   const plain = await refused('/plain?token=ok')
   t.equal(plain.statusCode, 404, 'a route without a WebSocket handler: its 200 would open the tunnel')
   t.match(plain.json, { message: 'no WebSocket route at /plain?token=ok' })
