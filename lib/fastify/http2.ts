@@ -38,9 +38,10 @@ export function installHttp2 (fastify: FastifyInstance, server: unknown, registr
     const stream = this.stream
     // Accepted: accept.ts took the stream off the request; its 'finish' is the WebSocket's end.
     if (raw[kHandshake] !== undefined && raw[kSocket] === undefined) return
-    if (upgrades.upgrading.has(stream)) {
-      upgrades.handshakeDone(stream)
-      if (channels.refused.hasSubscribers) channels.refused.publish({ request: raw, statusCode: this.statusCode, reason: errorReason(this) })
+    upgrades.handshakeDone(stream)
+    // Refused through Fastify (the ones refused before routing, and timeouts, publish their own).
+    if (raw[kHttp2] === true && this.headersSent && channels.refused.hasSubscribers) {
+      channels.refused.publish({ request: raw, statusCode: this.statusCode, reason: errorReason(this) })
     }
     // Whatever the answer, a refused stream is closed once it is out.
     endStream(stream)
