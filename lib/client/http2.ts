@@ -15,6 +15,8 @@ export interface Http2WebSocketOptions {
   protocols?: string[]
   /** More request headers (lowercase names, as HTTP/2 requires), e.g. `authorization`. */
   headers?: Record<string, string>
+  /** `:authority`. Default: the session's origin (TLS), else the address it is connected to. */
+  authority?: string
   /** Offer permessage-deflate: `true` or preferences (the `compression` setting's). Default false. */
   compression?: boolean | CompressionOptions
   /** Largest incoming message. Default 1 MiB, the server's default. */
@@ -40,11 +42,10 @@ export async function connectOverHttp2 (session: ClientHttp2Session, path: strin
   await extendedConnectAllowed(session, timeout)
   const compression = resolveCompression(options.compression ?? false, false)
   const protocols = options.protocols ?? []
-  const origin = new URL(session.originSet?.[0] ?? 'http://localhost')
   const stream = session.request(extendedConnectRequestHeaders({
     path,
-    authority: origin.host,
-    scheme: origin.protocol === 'https:' ? 'https' : 'http',
+    authority: options.authority ?? authorityOf(session),
+    scheme: session.encrypted === true ? 'https' : 'http',
     protocols,
     extensions: compression === false ? undefined : [deflateOffer(compression)],
     headers: options.headers
@@ -71,6 +72,15 @@ export async function connectOverHttp2 (session: ClientHttp2Session, path: strin
     extension: deflate === null ? null : createDeflateExtension(deflate, 'client', compression as ResolvedCompression),
     extensions: deflate === null ? '' : String(headers['sec-websocket-extensions'])
   })
+}
+
+/** Where the session goes: its TLS origin, or the address its socket is connected to. */
+function authorityOf (session: ClientHttp2Session): string {
+  const origin = session.originSet?.[0]
+  if (origin !== undefined) return new URL(origin).host
+  const { remoteAddress, remotePort } = session.socket
+  if (remoteAddress === undefined) return 'localhost' // not a TCP socket (an in-memory pipe)
+  return `${remoteAddress.includes(':') ? `[${remoteAddress}]` : remoteAddress}:${remotePort}`
 }
 
 /**

@@ -180,6 +180,7 @@ async function injectOverHttp2 (server: Server | TlsServer, path: string, option
   let conn: WebSocketConnection<undefined>
   try {
     conn = await connectOverHttp2(session, path, {
+      authority: host,
       protocols: options.protocols,
       // HTTP/2 header names are lowercase.
       headers: options.headers === undefined ? undefined : Object.fromEntries(Object.entries(options.headers).map(([name, value]) => [name.toLowerCase(), value])),

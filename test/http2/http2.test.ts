@@ -65,9 +65,9 @@ function echoRoute (app: FastifyInstance, path = '/echo/:id'): Queue<WebSocketCo
 
 t.test('many WebSockets on one session, interleaved with ordinary requests, through the same route', async (t) => {
   const app = await h2App(t)
-  const seen: Array<{ id: string, q: unknown, version: string, method: string }> = []
+  const seen: Array<{ id: string, q: unknown, version: string, method: string, host: string }> = []
   app.get<{ Params: { id: string }, Querystring: { q?: string } }>('/echo/:id', { websocket: true }, (conn, req) => {
-    seen.push({ id: req.params.id, q: req.query.q, version: req.raw.httpVersion, method: req.method })
+    seen.push({ id: req.params.id, q: req.query.q, version: req.raw.httpVersion, method: req.method, host: req.host })
     conn.on('message', (data, isBinary) => { conn.send(data as Buffer, { binary: isBinary }) })
   })
   app.get('/api/n/:n', async (req) => ({ n: Number((req.params as { n: string }).n) }))
@@ -92,6 +92,7 @@ t.test('many WebSockets on one session, interleaved with ordinary requests, thro
   t.equal(app.websocket.clients.size, count, 'all open at once')
   t.same(seen.map((x) => x.id).sort((a, b) => Number(a) - Number(b)), Array.from({ length: count }, (_, i) => String(i)))
   t.ok(seen.every((x) => x.version === '2.0' && x.method === 'GET' && x.q === String(Number(x.id) * 2)), 'params and querystring, on HTTP/2, as a GET route')
+  t.same([...new Set(seen.map((x) => x.host))], [new URL(s.originSet![0]!).host], ':authority is the session\'s origin')
   t.equal(new Set([...app.websocket.clients].map((c) => (c.request.raw as unknown as http2.Http2ServerRequest).stream.session)).size, 1, 'one session on the server too')
   for (const conn of conns) conn.close(1000, 'done')
   await Promise.all(conns.map(async (conn) => await closeEvent(conn)))
@@ -271,9 +272,12 @@ t.test('allowHTTP1 servers take HTTP/1.1 upgrades and HTTP/2 streams on one port
   await Promise.all([once(h1, 'close'), closeEvent(h2)])
 
   const clear = await h2App(t, {}, { cleartext: true })
+  const hosts: string[] = []
+  clear.addHook('onRequest', async (req) => { hosts.push(req.host) })
   echoRoute(clear, '/ws')
   const cs = await session(t, await listen(clear))
   const c = await connectOverHttp2(cs, '/ws')
+  t.same(hosts, [`127.0.0.1:${(clear.server.address() as AddressInfo).port}`], 'h2c: :authority is the address the session is connected to')
   const cinbox = new Inbox(c)
   c.send('h2c')
   t.equal((await cinbox.next()).data.toString(), 'h2c', 'cleartext HTTP/2 (h2c)')
