@@ -1,5 +1,6 @@
 import type { SchemaContext, SchemaStore } from './schemas.js'
 import type { AsyncApiMessage } from './types.js'
+import { requiredConstants, unionBranches, type UnionKeyword } from '../messages/union-shape.js'
 
 /**
  * The AsyncAPI messages of one side of a route: `schema.message` (what the
@@ -60,7 +61,7 @@ export function messagesOf (store: SchemaStore, schema: unknown, side: Side, nam
 }
 
 interface Union {
-  keyword: 'anyOf' | 'oneOf'
+  keyword: UnionKeyword
   /** As written (possibly `$ref`s). */
   branches: unknown[]
   /** Each branch with its references followed. */
@@ -71,18 +72,10 @@ interface Union {
 }
 
 function discriminatedUnion (store: SchemaStore, node: unknown, context: SchemaContext): Union | null {
-  if (node === null || typeof node !== 'object' || Array.isArray(node)) return null
-  let keyword: 'anyOf' | 'oneOf' | undefined
-  for (const key of Object.keys(node)) {
-    if (key === 'anyOf' || key === 'oneOf') {
-      if (keyword !== undefined) return null
-      keyword = key
-    } else if (!ANNOTATIONS.has(key) && !(key === 'type' && (node as { type?: unknown }).type === 'object')) {
-      return null // other constraints apply to every variant: one message for the whole schema
-    }
-  }
-  const branches = keyword === undefined ? undefined : (node as Record<string, unknown>)[keyword]
-  if (keyword === undefined || !Array.isArray(branches) || branches.length < 2) return null
+  // Other constraints beside the union apply to every variant: one message for the whole schema.
+  const union = unionBranches(node, ANNOTATIONS)
+  if (union === null) return null
+  const { keyword, branches } = union
 
   const resolved: Array<Record<string, unknown>> = []
   const tagsPerBranch: Array<Map<string, string | number>> = []
@@ -90,15 +83,8 @@ function discriminatedUnion (store: SchemaStore, node: unknown, context: SchemaC
     const found = store.resolve(branch, context)
     const schema = found.node as Record<string, unknown> | null
     if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return null
-    const properties = schema.properties as Record<string, unknown> | undefined
-    const required = schema.required
-    if (properties === null || typeof properties !== 'object' || !Array.isArray(required)) return null
-    const tags = new Map<string, string | number>()
-    for (const name of required) {
-      if (typeof name !== 'string' || !Object.hasOwn(properties, name)) continue
-      const tag = constantOf(store.resolve(properties[name], found.context).node)
-      if (tag !== undefined) tags.set(name, tag)
-    }
+    const tags = requiredConstants(schema, (property) => store.resolve(property, found.context).node)
+    if (tags === null) return null
     resolved.push(schema)
     tagsPerBranch.push(tags)
   }
@@ -110,15 +96,6 @@ function discriminatedUnion (store: SchemaStore, node: unknown, context: SchemaC
     return { keyword, branches, resolved, property, tags: tags as Array<string | number> }
   }
   return null
-}
-
-function constantOf (property: unknown): string | number | undefined {
-  if (property === null || typeof property !== 'object') return undefined
-  const p = property as { const?: unknown, enum?: unknown }
-  let value: unknown
-  if (Object.hasOwn(p, 'const')) value = p.const
-  else if (Array.isArray(p.enum) && p.enum.length === 1) value = p.enum[0]
-  return typeof value === 'string' || typeof value === 'number' ? value : undefined
 }
 
 function isRef (node: unknown): boolean {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifySchemaCompiler, FastifySerializerCompiler, RouteOptions } from 'fastify'
 import type { SchemaErrorFormatter } from './errors.js'
+import { requiredConstants, unionBranches } from './union-shape.js'
 
 /**
  * Resolving the compilers Fastify would use for a route's own schemas.
@@ -140,33 +141,18 @@ const ANNOTATIONS = new Set(['$id', '$schema', '$comment', 'title', 'description
  * may point into the union's root).
  */
 export function splitDiscriminatedUnion (schema: unknown): SplitUnion | null {
-  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return null
-  let branches: unknown
-  for (const key of Object.keys(schema)) {
-    if (key === 'anyOf' || key === 'oneOf') {
-      if (branches !== undefined) return null
-      branches = (schema as any)[key]
-    } else if (!ANNOTATIONS.has(key) && !(key === 'type' && (schema as any).type === 'object')) {
-      // (`type: 'object'` changes nothing: the split path refuses non-objects anyway)
-      return null
-    }
-  }
-  if (!Array.isArray(branches) || branches.length < 2) return null
+  // (`type: 'object'` beside the union changes nothing: the split path refuses non-objects anyway)
+  const union = unionBranches(schema, ANNOTATIONS)
+  if (union === null) return null
+  const { branches } = union
 
   let candidates: Set<string> | null = null
   const tagsPerBranch: Array<Map<string, unknown>> = []
   for (const branch of branches) {
     if (branch === null || typeof branch !== 'object' || Array.isArray(branch)) return null
     if (JSON.stringify(branch).includes('"$ref"')) return null
-    const properties = (branch as any).properties
-    const required = (branch as any).required
-    if (properties === null || typeof properties !== 'object' || !Array.isArray(required)) return null
-    const tags = new Map<string, unknown>()
-    for (const name of required) {
-      if (typeof name !== 'string' || !Object.hasOwn(properties, name)) continue
-      const tag = constantOf(properties[name])
-      if (tag !== undefined) tags.set(name, tag)
-    }
+    const tags = requiredConstants(branch as Record<string, unknown>)
+    if (tags === null) return null
     tagsPerBranch.push(tags)
     const next = new Set<string>()
     for (const name of candidates ?? tags.keys()) {
@@ -186,11 +172,3 @@ export function splitDiscriminatedUnion (schema: unknown): SplitUnion | null {
   return { branches, keys }
 }
 
-function constantOf (property: unknown): unknown {
-  if (property === null || typeof property !== 'object') return undefined
-  const p = property as { const?: unknown, enum?: unknown }
-  let value: unknown
-  if (Object.hasOwn(p, 'const')) value = p.const
-  else if (Array.isArray(p.enum) && p.enum.length === 1) value = p.enum[0]
-  return typeof value === 'string' || typeof value === 'number' ? value : undefined
-}
