@@ -16,7 +16,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startServer } from './servers.mjs'
-import { selfSignedCert } from './tls.mjs'
+import { selfSignedCert } from '../../scripts/self-signed-cert.cjs'
 
 export const HTTP2_SERVER = { id: 'rfc6455 on HTTP/2 + allowHTTP1', script: 'bench/servers/rfc6455-h2.mjs', nodeArgs: [] }
 // `id` is the generator's transport (bench/load/transports.mjs); `suffix` ends the metric keys.

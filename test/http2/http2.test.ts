@@ -14,7 +14,7 @@ import WebSocket from 'ws'
 import websocket, { WebSocketUpgradeError, type WebSocketConnection, type WebSocketPluginOptions } from '../../lib/index.js'
 import { connectOverHttp2 } from '../../lib/client/http2.js'
 import { closeEvent, Inbox, Queue, type Tap } from '../helpers/app.js'
-import { selfSignedCert } from '../helpers/tls.js'
+import { selfSignedCert } from '../../scripts/self-signed-cert.cjs'
 
 const tls = selfSignedCert()
 

@@ -23,7 +23,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import websocket from '../../lib/index.js'
-import { selfSignedCert } from '../helpers/tls.js'
+import { selfSignedCert } from '../../scripts/self-signed-cert.cjs'
 import { CHROMIUM_PATH } from './fixtures/chromium.js'
 
 const MiB = 1024 * 1024

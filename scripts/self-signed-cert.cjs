@@ -1,19 +1,21 @@
 // A self-signed certificate for 127.0.0.1 and localhost, made with the openssl
-// CLI once per run (Node can make keys but not certificates), for the
-// scenario that runs WebSockets over TLS (bench/lib/http2-compare.mjs). The
-// same as test/helpers/tls.ts, which the bench does not import (TypeScript).
+// CLI once per process (Node can make keys but not certificates): for the
+// HTTP/2 tests (test/http2, test/interop) and the bench's TLS scenario
+// (bench/lib/http2-compare.mjs). Types: self-signed-cert.d.cts.
 
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+'use strict'
+// CommonJS, so the TypeScript tests (CommonJS here) and the bench (ES modules) can both load it.
+const { execFileSync } = require('node:child_process')
+const { mkdtempSync, readFileSync, rmSync } = require('node:fs')
+const { tmpdir } = require('node:os')
+const { join } = require('node:path')
 
 let made
 
 /** { key, cert } as PEM strings: P-256, valid one day. Throws if openssl is missing. */
-export function selfSignedCert () {
+function selfSignedCert () {
   if (made !== undefined) return made
-  const dir = mkdtempSync(join(tmpdir(), 'rfc6455-bench-tls-'))
+  const dir = mkdtempSync(join(tmpdir(), 'rfc6455-tls-'))
   try {
     execFileSync('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
@@ -26,3 +28,5 @@ export function selfSignedCert () {
     rmSync(dir, { recursive: true, force: true })
   }
 }
+
+exports.selfSignedCert = selfSignedCert
