@@ -4,18 +4,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import websocket, { WebSocketError } from '../../lib/index.js'
-
-async function registerError (options: object): Promise<unknown> {
-  const app = Fastify()
-  try {
-    await app.register(websocket, options as any)
-  } catch (error) {
-    return error
-  } finally {
-    await app.close().catch(() => {})
-  }
-  throw new Error(`registering with ${JSON.stringify(options)} did not fail`)
-}
+import { registerError } from '../helpers/app.js'
 
 t.test('unknown keys in `asyncapi: { … }` are refused at register, with a near miss', async (t) => {
   const cases: Array<[object, RegExp]> = [

@@ -2,20 +2,7 @@ import http from 'node:http'
 import Fastify from 'fastify'
 import t from 'tap'
 import websocket, { WebSocketError } from '../../lib/index.js'
-import { build } from '../helpers/app.js'
-
-// What registering with `options` rejects with (the plugin options are typed, so the old keys need a cast).
-async function registerError (options: object): Promise<unknown> {
-  const app = Fastify()
-  try {
-    await app.register(websocket, options as any)
-  } catch (error) {
-    return error
-  } finally {
-    await app.close().catch(() => {})
-  }
-  throw new Error(`registering with ${Object.keys(options).join(', ')} did not fail`)
-}
+import { build, registerError } from '../helpers/app.js'
 
 t.test('@fastify/websocket\'s `options: { … }` for ws is refused at register, each key with what to use instead', async (t) => {
   const cases: Array<[object, RegExp]> = [

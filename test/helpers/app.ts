@@ -34,6 +34,19 @@ export async function build (t: Tap, plugin: WebSocketPluginOptions = {}, server
   return app
 }
 
+/** What registering the plugin with `options` rejects with; throws if it does not (options of any shape, for tests of the checks). */
+export async function registerError (options: object): Promise<unknown> {
+  const app = Fastify()
+  try {
+    await app.register(websocket, options as any)
+  } catch (error) {
+    return error
+  } finally {
+    await app.close().catch(() => {})
+  }
+  throw new Error(`registering with ${Object.keys(options).join(', ')} did not fail`)
+}
+
 /** Has `socket` destroyed when the test that built `app` ends. */
 export function track (app: FastifyInstance, socket: { destroy: () => void }): void {
   openedBy.get(app)?.add(socket)
