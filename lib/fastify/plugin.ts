@@ -41,7 +41,6 @@ const websocketPlugin: FastifyPluginAsync<WebSocketPluginOptions> = async functi
   checkMessageSettings(settings, 'fastify-rfc6455')
 
   const registry = new Registry(settings, adapter, fastify.log, fastify.server, asyncapi)
-  adapter?.attach(registry.topics.host(fastify.log))
   const upgrades = new UpgradeListener(fastify, registry, handshakeTimeout)
   const compilers = new CompilerCache()
   const routes = new Routes(registry, createAccept(registry, upgrades, compilers))

@@ -84,7 +84,7 @@ export class Registry implements WebSocketRegistry {
   // One listener for every connection of this app (no closure per connection).
   private readonly onTransportClosed: (this: ServerConnection, code: number, reason: string) => void
 
-  constructor (settings: ResolvedSettings, adapter: TopicAdapter | null = null, log?: FastifyBaseLogger, server?: AddressSource, asyncapiDefaults: AsyncApiOptions = {}) {
+  constructor (settings: ResolvedSettings, adapter: TopicAdapter | null, log: FastifyBaseLogger, server?: AddressSource, asyncapiDefaults: AsyncApiOptions = {}) {
     this.settings = settings
     this.#server = server
     this.#asyncapiDefaults = asyncapiDefaults

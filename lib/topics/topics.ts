@@ -27,15 +27,14 @@ type Conn = WebSocketConnection<any>
 export class TopicTable implements TopicHost {
   private readonly subscribers = new Map<string, Set<Conn>>()
 
-  constructor (private readonly adapter: TopicAdapter | null = null, private readonly log?: FastifyBaseLogger) {}
-
-  /** What the adapter sees of this table (TopicAdapterHost). */
-  host (log: FastifyBaseLogger): TopicAdapterHost {
-    return {
+  constructor (private readonly adapter: TopicAdapter | null, private readonly log: FastifyBaseLogger) {
+    // Once, as the app registers the plugin: what the adapter sees of this table.
+    const host: TopicAdapterHost = {
       deliver: (topic, payload, binary) => this.deliverLocal(topic, payload, binary, null),
       topics: () => this.subscribers.keys(),
       log
     }
+    adapter?.attach(host)
   }
 
   /** How many topics have subscribers (an empty topic has no entry). */
@@ -144,7 +143,7 @@ export class TopicTable implements TopicHost {
       if (method === 'publish') this.adapter!.publish(topic, payload!, binary!)
       else this.adapter![method](topic)
     } catch (error) {
-      this.log?.error({ err: error, topic }, `fastify-rfc6455: the topic adapter threw in ${method}`)
+      this.log.error({ err: error, topic }, `fastify-rfc6455: the topic adapter threw in ${method}`)
     }
   }
 
