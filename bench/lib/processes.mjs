@@ -39,8 +39,10 @@ function installExitHooks () {
 }
 
 /**
- * A Node.js child with an IPC channel. Requests carry an id; the child
- * answers with a message bearing the same id.
+ * A child with Node's IPC channel: a Node.js process, or another runtime that
+ * speaks the same channel (Bun does, with the default 'json' serialization
+ * that is used here). Requests carry an id; the child answers with a message
+ * bearing the same id.
  */
 export class NodeChild {
   #child
@@ -52,15 +54,17 @@ export class NodeChild {
   #firstMessage
 
   /**
-   * `cpu` pins the child with taskset when `pin` is true; `env` is added to
-   * the run's environment. The soft file descriptor limit is raised to the
-   * hard one first: the idle scenario holds ten thousand sockets on each side.
+   * Runs `executable` (this Node.js unless told) with `nodeArgs` (the
+   * runtime's own flags) and `script`. `cpu` pins the child with taskset when
+   * `pin` is true; `env` is added to the run's environment. The soft file
+   * descriptor limit is raised to the hard one first: the idle scenario holds
+   * ten thousand sockets on each side.
    */
-  constructor ({ name, script, nodeArgs = [], cpu, pin, env = {} }) {
+  constructor ({ name, script, executable = process.execPath, nodeArgs = [], cpu, pin, env = {} }) {
     installExitHooks()
     this.name = name
-    const command = [...(pin ? ['taskset', '-c', String(cpu)] : []), process.execPath, ...nodeArgs, script]
-    // `exec` keeps the PID, so the PID we hold is the Node.js process itself.
+    const command = [...(pin ? ['taskset', '-c', String(cpu)] : []), executable, ...nodeArgs, script]
+    // `exec` keeps the PID, so the PID we hold is the runtime's process itself.
     this.#child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', ...command], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...env },

@@ -1,12 +1,20 @@
 // The servers under test and how to start one. Each runs in its own process
 // on the server core; the load generator has the other core.
 
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { NodeChild } from './processes.mjs'
 
 // `instances`: how the server runs as several instances on one Redis (the
 // cross-instance scenario, bench/lib/cross-instance.mjs): the instance's script and
 // the protocol the generator speaks to it. `only`: the scenarios a server is
-// measured in; it is started only when one of them runs.
+// measured in; it is started only when one of them runs. `runtime`: what runs
+// the script (RUNTIMES below; Node.js unless given). `reference`: a server
+// that shows where the fastest WebSocket servers are, not one this project
+// competes with on every platform: when it cannot start here (no binary for
+// this OS, CPU or Node.js version) the run says why and a smoke run still
+// passes; a wrong echo from it fails a smoke run like any other.
 export const SERVERS = [
   { id: 'raw', script: 'bench/servers/raw.mjs', nodeArgs: [] },
   {
@@ -16,6 +24,10 @@ export const SERVERS = [
     instances: { script: 'bench/servers/cross-instance/ws.mjs', protocol: 'websocket' }
   },
   { id: 'fastify-websocket', script: 'bench/servers/fastify-websocket.mjs', nodeArgs: [] },
+  // Bun's own Bun.serve({ websocket }), run by the Bun binary of the exact devDependency.
+  { id: 'bun', script: 'bench/servers/bun.mjs', runtime: 'bun', nodeArgs: [], reference: true },
+  // uWebSockets.js on Node.js; its npm build has binaries for Node.js 16, 18 and 20 only.
+  { id: 'uws', script: 'bench/servers/uws.mjs', nodeArgs: [], reference: true },
   // The plugin as published: its ES module build in dist/ (run.mjs builds it when stale).
   {
     id: 'rfc6455',
@@ -38,18 +50,54 @@ export const LOAD_CPU = 1
 const START_TIMEOUT_MS = 60_000
 const MEMORY_TIMEOUT_MS = 30_000
 
+const require = createRequire(import.meta.url)
+// The Linux x64 build of Bun that the devDependency of that name ships; npm
+// installs it only on Linux x64.
+const BUN_PACKAGE = '@oven/bun-linux-x64'
+
+function bunBinary () {
+  let packageJson
+  try {
+    packageJson = require.resolve(`${BUN_PACKAGE}/package.json`)
+  } catch {
+    throw new Error(`Bun is not installed: ${BUN_PACKAGE} (a devDependency) is for Linux x64 only, and this is ${process.platform}-${process.arch}`)
+  }
+  const binary = join(dirname(packageJson), 'bin', 'bun')
+  if (!existsSync(binary)) throw new Error(`${BUN_PACKAGE} is installed but has no ${binary}`)
+  return binary
+}
+
+/**
+ * The executable and its flags for a server's runtime. Throws why it cannot
+ * run here. Bun has no --expose-gc: its script collects with Bun.gc(true).
+ */
+const RUNTIMES = {
+  node: (definition) => ({
+    executable: process.execPath,
+    // gc is exposed so memory is read after a full collection.
+    // BENCH_SERVER_NODE_ARGS adds flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    args: ['--expose-gc', ...definition.nodeArgs, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)]
+  }),
+  bun: () => ({ executable: bunBinary(), args: [] })
+}
+
+/** True for a server whose failure to start does not fail a smoke run (`reference` above). */
+export function isReferenceServer (id) {
+  return SERVERS.find((server) => server.id === id)?.reference === true
+}
+
 /**
  * Starts one server process (`env` added to its environment). Resolves with
  * a handle, or rejects with the reason the server could not start (its
  * module failed to load, ...).
  */
 export async function startServer (definition, { pin, env }) {
+  const { executable, args } = RUNTIMES[definition.runtime ?? 'node'](definition)
   const child = new NodeChild({
     name: `server ${definition.id}`,
     script: definition.script,
-    // gc is exposed so memory is read after a full collection.
-    // BENCH_SERVER_NODE_ARGS adds flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    nodeArgs: ['--expose-gc', ...definition.nodeArgs, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+    executable,
+    nodeArgs: args,
     cpu: SERVER_CPU,
     pin,
     env
