@@ -166,6 +166,10 @@ export class ConnectionInternals extends Inbox implements ProtocolHandler {
     this.queue(data)
   }
 
+  writeFrame (opcode: number, payload: Buffer | string, byteLength: number): void {
+    this.appendFrame(opcode, payload, byteLength)
+  }
+
   onMessage (data: Buffer, isBinary: boolean): void {
     this.receive(data, isBinary)
   }

@@ -4,7 +4,9 @@ import { publishLimit } from '../diagnostics.js'
 import { WebSocketError, webSocketError } from '../protocol/errors.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { ReadyState, type WebSocketProtocol } from '../protocol/protocol.js'
+import { encodeFrameInto, unmaskedFrameSize } from '../protocol/frame-writer.js'
 import { emitSafely, type ConnectionEmitter } from './events.js'
+import { reserveSlab, SLAB_SIZE, slab } from './frame-slab.js'
 import { FLUSH_SCHEDULED, NEED_DRAIN, PONG_IN_FLIGHT, PONG_QUEUED, READING, REFUSE_WHEN_FULL } from './flags.js'
 import type { ConnectionOptions, SendCallback } from './types.js'
 
@@ -48,6 +50,12 @@ export abstract class Outbox {
   private out: Buffer[] | null = null
   private outBytes = 0
   private outCallbacks: SendCallback[] | null = null
+  // Small frames appended in a row (appendFrame): bytes [batchStart, batchEnd)
+  // of the shared slab `batch`, queued as one view of it once anything else
+  // comes between; null when none are open.
+  private batch: Buffer | null = null
+  private batchStart = 0
+  private batchEnd = 0
   // Pings that came while a pong was in flight (RFC 6455 §5.5.3 lets us answer
   // only the latest), answered once the pong in flight is written; null when none is owed.
   private owedPong: OwedPong | null = null
@@ -80,9 +88,43 @@ export abstract class Outbox {
    * everything sent meanwhile is one write.
    */
   queue (data: Buffer): void {
+    if (this.batch !== null) this.closeBatch()
     if (this.out === null) this.out = [data]
     else this.out.push(data)
     this.outBytes += data.length
+    this.scheduleFlush()
+  }
+
+  /**
+   * Queues a small, final, unmasked data frame, encoded straight into the
+   * shared slab (frame-slab.ts) behind this connection's previous small
+   * frame when nothing came between them, so a batch of them is one view.
+   */
+  appendFrame (opcode: number, payload: Buffer | string, byteLength: number): void {
+    const size = unmaskedFrameSize(byteLength)
+    let buffer = slab.buffer
+    if (this.batch === null || this.batch !== buffer || this.batchEnd !== slab.used || slab.used + size > SLAB_SIZE) {
+      if (this.batch !== null) this.closeBatch()
+      buffer = reserveSlab(size)
+      this.batch = buffer
+      this.batchStart = this.batchEnd = slab.used
+    }
+    const end = encodeFrameInto(buffer!, slab.used, opcode, payload, byteLength)
+    slab.used = end
+    this.batchEnd = end
+    this.outBytes += size
+    this.scheduleFlush()
+  }
+
+  /** Queues the open batch of small frames as one view of the slab. */
+  private closeBatch (): void {
+    const view = this.batch!.subarray(this.batchStart, this.batchEnd)
+    this.batch = null
+    if (this.out === null) this.out = [view]
+    else this.out.push(view)
+  }
+
+  private scheduleFlush (): void {
     if ((this.flags & (READING | FLUSH_SCHEDULED)) === 0) {
       this.flags |= FLUSH_SCHEDULED
       process.nextTick(flushTick, this)
@@ -105,6 +147,7 @@ export abstract class Outbox {
   /** Writes the batch. */
   flush (): void {
     this.flags &= ~FLUSH_SCHEDULED
+    if (this.batch !== null) this.closeBatch()
     const out = this.out
     if (out === null) return
     const callbacks = this.outCallbacks
@@ -137,7 +180,7 @@ export abstract class Outbox {
 
   /** Writes the batch, if there is one: at the end of a read. */
   flushQueued (): void {
-    if (this.out !== null) this.flush()
+    if (this.out !== null || this.batch !== null) this.flush()
   }
 
   /** Runs `callback` once the batch the next frame joins is written (or fails). */
@@ -220,6 +263,7 @@ export abstract class Outbox {
   /** The transport is gone: what was not written is dropped, and the sends waiting for it fail. */
   discardUnwritten (): void {
     this.out = null
+    this.batch = null
     this.outBytes = 0
     this.owedPong = null
     const callbacks = this.outCallbacks

@@ -6,7 +6,7 @@ import { Opcode } from './opcodes.js'
 
 // Payloads up to this size are copied behind their header into one buffer:
 // one small allocation is cheaper than a second write for the I/O layer.
-const INLINE_PAYLOAD_LIMIT = 1024
+export const INLINE_PAYLOAD_LIMIT = 1024
 
 // Mask keys are cut from a block of random bytes refilled in bulk, so a
 // client frame costs no system call of its own.
@@ -108,6 +108,24 @@ export function encodeFrame (opcode: number, payload: Uint8Array | string, optio
   const header = Buffer.allocUnsafe(headerSize(length, false))
   writeHeader(header, 0, opcode, length, fin, rsv1, null)
   return [header, toBuffer(payload)]
+}
+
+/** Bytes an unmasked frame of `payloadLength` takes: its header plus its payload. */
+export function unmaskedFrameSize (payloadLength: number): number {
+  return headerSize(payloadLength, false) + payloadLength
+}
+
+/**
+ * Encodes a final, unmasked data frame of `byteLength` payload bytes into
+ * `target` at `offset`, which must have `unmaskedFrameSize(byteLength)` bytes
+ * of room, and returns the offset past it. For an I/O layer that gathers a
+ * batch of small frames in a buffer of its own instead of one buffer each.
+ */
+export function encodeFrameInto (target: Buffer, offset: number, opcode: number, payload: Buffer | string, byteLength: number): number {
+  const start = writeHeader(target, offset, opcode, byteLength, true, false, null)
+  if (typeof payload === 'string') target.write(payload, start, byteLength, 'utf8')
+  else payload.copy(target, start, 0, byteLength)
+  return start + byteLength
 }
 
 /**

@@ -4,7 +4,7 @@ import { ProtocolError, webSocketError } from './errors.js'
 import type { MessageExtension } from './extension.js'
 import { DecodeQueue, EncodeQueue } from './extension-queues.js'
 import { FrameParser, type FrameParserSink, type Role } from './frame-parser.js'
-import { encodeCloseFrame, encodeControlFrame, encodeFrame, toBuffer } from './frame-writer.js'
+import { encodeCloseFrame, encodeControlFrame, encodeFrame, INLINE_PAYLOAD_LIMIT, toBuffer } from './frame-writer.js'
 import { Opcode } from './opcodes.js'
 import type { PieceLimitOptions } from './piece-limit.js'
 
@@ -20,6 +20,14 @@ export type ReadyState = typeof ReadyState[keyof typeof ReadyState]
 export interface ProtocolHandler {
   /** Bytes to put on the transport, in order. */
   write (data: Buffer): void
+  /**
+   * Optional: puts a final, unmasked data frame of at most
+   * INLINE_PAYLOAD_LIMIT payload bytes on the transport, in order with
+   * `write`, encoding it (with encodeFrameInto) wherever the I/O layer
+   * gathers its writes. Saves a buffer per small message; used only when no
+   * extension transforms messages.
+   */
+  writeFrame? (opcode: number, payload: Buffer | string, byteLength: number): void
   onMessage (data: Buffer, isBinary: boolean): void
   onPing (data: Buffer): void
   onPong (data: Buffer): void
@@ -167,6 +175,15 @@ export class WebSocketProtocol implements FrameParserSink {
       return
     }
     const payload = typeof data === 'string' ? data : toBuffer(data)
+    // A string longer than the limit in UTF-16 units is longer in UTF-8 bytes too: not measured twice.
+    if (!this.mask && this.handler.writeFrame !== undefined && payload.length <= INLINE_PAYLOAD_LIMIT) {
+      const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
+      if (length <= INLINE_PAYLOAD_LIMIT) {
+        this.handler.writeFrame(binary ? Opcode.Binary : Opcode.Text, payload, length)
+        done?.(null)
+        return
+      }
+    }
     this.writeFrames(encodeFrame(binary ? Opcode.Binary : Opcode.Text, payload, this.mask ? MASKED : UNMASKED))
     done?.(null)
   }
