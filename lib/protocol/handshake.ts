@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { invalidArgument, webSocketError } from './errors.js'
 import { type ExtensionOffer, formatExtensions, headerHasToken, parseExtensions, parseSubprotocols } from './header-lists.js'
@@ -7,10 +7,21 @@ import { type ExtensionOffer, formatExtensions, headerHasToken, parseExtensions,
 export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 export const WEBSOCKET_VERSION = '13'
 
-/** `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`. */
-export function computeAccept (key: string): string {
-  return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64')
+/** Node's one-shot digest, `crypto.hash` (Node 20.12 and 21.7 on). */
+export type OneShotHash = (algorithm: string, data: string, outputEncoding: 'base64') => string
+
+/**
+ * Makes the `Sec-WebSocket-Accept` function: with `hash`, one call per
+ * handshake, without the Hash object (and its update/digest round trips)
+ * that `createHash` makes; on a runtime without it, `createHash`.
+ */
+export function acceptKeyHasher (hash: OneShotHash | undefined): (key: string) => string {
+  if (typeof hash === 'function') return (key) => hash('sha1', key + WEBSOCKET_GUID, 'base64')
+  return (key) => crypto.createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64')
 }
+
+/** `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`. */
+export const computeAccept: (key: string) => string = acceptKeyHasher((crypto as { hash?: OneShotHash }).hash)
 
 /** The parts of an HTTP request the handshake looks at. */
 export interface HandshakeRequest {

@@ -1,5 +1,7 @@
+import * as crypto from 'node:crypto'
 import { createHash } from 'node:crypto'
 import t from 'tap'
+import { acceptKeyHasher, type OneShotHash } from '../../lib/protocol/handshake.js'
 import {
   WEBSOCKET_GUID, WEBSOCKET_VERSION, buildClientRequest, buildUpgradeResponse, computeAccept, generateKey, isValidKey,
   parseResponseHead, selectSubprotocol, validateHandshake, validateServerResponse,
@@ -34,6 +36,19 @@ function refusal (req: HandshakeRequest): HandshakeRefused {
   if (result.ok) throw new Error('expected a refusal')
   return result
 }
+
+t.test('acceptKeyHasher: the one-shot crypto.hash where the runtime has it, createHash where it does not', async (t) => {
+  const oneShot = (crypto as { hash?: OneShotHash }).hash
+  const calls: string[] = []
+  const spy: OneShotHash = (algorithm, data, encoding) => {
+    calls.push(data)
+    return createHash(algorithm).update(data).digest(encoding)
+  }
+  t.equal(acceptKeyHasher(spy)(KEY), ACCEPT, 'with a one-shot hash')
+  t.same(calls, [KEY + WEBSOCKET_GUID], 'the one-shot hash is what computes it')
+  t.equal(acceptKeyHasher(undefined)(KEY), ACCEPT, 'the fallback, as on a runtime without crypto.hash')
+  if (oneShot !== undefined) t.equal(acceptKeyHasher(oneShot)(KEY), ACCEPT, "this runtime's crypto.hash")
+})
 
 t.test('computeAccept: the RFC 6455 §1.3 example', async (t) => {
   t.equal(computeAccept(KEY), ACCEPT)
