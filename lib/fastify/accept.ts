@@ -15,7 +15,8 @@ import type { Registry } from './registry.js'
 import { closeConnection, refuseAtCapacity, refuseInvalidHandshake, type Accept, type FailureHandler, type WsRoute } from './route.js'
 import type { WebSocketErrorHandler } from './settings.js'
 import type { UpgradeListener } from './upgrade.js'
-import { destroySocket, errorBody, kHandshake, kHead, kHttp2, kSocket, type UpgradeRequest } from './upgrade-request.js'
+import { destroySocket, errorBody, kHandshake, kHead, kHttp2, kSocket, UPGRADE_KEYS, type UpgradeRequest } from './upgrade-request.js'
+import { compactUpgradeRequest } from './upgraded-request.js'
 
 // Headers of the 101 response that hooks may not override.
 const RESERVED_RESPONSE_HEADERS = new Set([
@@ -73,6 +74,7 @@ export function createAccept (registry: Registry, upgrades: UpgradeListener, com
       ;(socket as any).setTimeout?.(0)
       ;(socket as any).setNoDelay?.(true)
       socket.write(buildUpgradeResponse({ accept: handshake.accept, protocol, extensions, headers: extraHeaders }))
+      compactUpgradeRequest(request, UPGRADE_KEYS)
     }
 
     const s = route.settings

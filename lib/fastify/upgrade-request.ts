@@ -32,6 +32,8 @@ export const kBodySocket = Symbol('fastify-rfc6455.bodySocket')
 export const kHandshake = Symbol('fastify-rfc6455.handshake')
 export const kHttp2 = Symbol('fastify-rfc6455.http2')
 export const kRefusal = Symbol('fastify-rfc6455.refusal')
+/** The symbols above: bookkeeping of the upgrade, not carried to the accepted request (upgraded-request.ts). */
+export const UPGRADE_KEYS: ReadonlySet<symbol> = new Set([kSocket, kHead, kBodySocket, kHandshake, kHttp2, kRefusal])
 
 export interface UpgradeRequest extends IncomingMessage {
   [kSocket]?: Duplex

@@ -1,0 +1,72 @@
+import { IncomingMessage, type IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyRequest } from 'fastify'
+
+/**
+ * What `request.raw` is once an HTTP/1.1 upgrade is accepted: the parts of
+ * the request that still mean something (its head and its socket), without
+ * the IncomingMessage around them. That is a readable stream whose body will
+ * never come (the socket now carries frames): its stream state, listener
+ * table, trailer fields and the plugin's per-upgrade bookkeeping are about
+ * 0.6 KiB that `conn.request` would otherwise keep for the connection's life.
+ * Swapped before the handler runs, the IncomingMessage dies young, so a
+ * connection with the default `retainRequest: true` no longer promotes it to
+ * the old generation.
+ *
+ * Everything Fastify's request reads through `raw` keeps working: url,
+ * method, headers, socket (and so ip, host, hostname, port, protocol),
+ * routeOptions, and the proxy addresses with `trustProxy`. Fields that
+ * hooks or plugins added to the raw request are carried over.
+ */
+export class UpgradedRequest {
+  readonly url: string
+  readonly method: string
+  readonly headers: IncomingHttpHeaders
+  readonly rawHeaders: string[]
+  readonly httpVersion: string
+  readonly httpVersionMajor: number
+  readonly httpVersionMinor: number
+  readonly socket: Socket
+  /** The head was read in full, and there is no body: as on the IncomingMessage. */
+  readonly complete = true
+  readonly upgrade = true
+
+  constructor (raw: IncomingMessage) {
+    this.url = raw.url ?? '/'
+    this.method = raw.method ?? 'GET'
+    this.headers = raw.headers
+    this.rawHeaders = raw.rawHeaders
+    this.httpVersion = raw.httpVersion
+    this.httpVersionMajor = raw.httpVersionMajor
+    this.httpVersionMinor = raw.httpVersionMinor
+    this.socket = raw.socket
+  }
+
+  /** The socket under its older name, as IncomingMessage has it (`req.connection`). */
+  get connection (): Socket {
+    return this.socket
+  }
+}
+
+// The own properties every IncomingMessage has, read once from an empty one:
+// anything else on an upgrade request was put there by a hook or a plugin.
+let standardKeys: Set<string | symbol> | undefined
+
+/**
+ * Replaces `request.raw` (an HTTP/1.1 upgrade request), and any other field
+ * of the request that holds it, with its UpgradedRequest. `skip` lists the plugin's own keys, which are not carried.
+ */
+export function compactUpgradeRequest (request: FastifyRequest, skip: ReadonlySet<string | symbol>): void {
+  const raw = request.raw as IncomingMessage
+  const upgraded = new UpgradedRequest(raw) as UpgradedRequest & Record<string | symbol, unknown>
+  standardKeys ??= new Set(Reflect.ownKeys(new IncomingMessage(undefined as unknown as Socket)))
+  for (const key of Reflect.ownKeys(raw)) {
+    if (!standardKeys.has(key) && !skip.has(key)) upgraded[key] = (raw as unknown as Record<string | symbol, unknown>)[key]
+  }
+  // Fastify keeps the raw request under a symbol of its own as well (the body
+  // stream its preParsing hooks may replace): every reference moves over.
+  const fields = request as unknown as Record<string | symbol, unknown>
+  for (const key of Reflect.ownKeys(request)) {
+    if (fields[key] === raw) fields[key] = upgraded
+  }
+}

@@ -1,0 +1,75 @@
+// Once an HTTP/1.1 upgrade is accepted, request.raw is an UpgradedRequest
+// (lib/fastify/upgraded-request.ts): what handlers read through the request
+// still works, and the IncomingMessage is not kept by the connection.
+
+import { IncomingMessage } from 'node:http'
+import type { FastifyRequest } from 'fastify'
+import t from 'tap'
+import { kSocket } from '../../lib/fastify/upgrade-request.js'
+import { UpgradedRequest } from '../../lib/fastify/upgraded-request.js'
+import { build, connect, gate, inboxOf, listen } from '../helpers/app.js'
+import { collect } from '../helpers/gc.js'
+
+/** What a handler reads from its request, read in the handler and again from conn.request later. */
+function readRequest (req: FastifyRequest): Record<string, unknown> {
+  return {
+    url: req.url,
+    method: req.method,
+    params: req.params,
+    query: req.query,
+    id: req.id,
+    ip: req.ip,
+    hostname: req.hostname,
+    protocol: req.protocol,
+    header: req.headers['x-test'],
+    rawHeader: req.raw.rawHeaders.includes('X-Test'),
+    config: (req.routeOptions.config as { name?: string }).name,
+    routeUrl: req.routeOptions.url,
+    logs: typeof req.log.info === 'function',
+    extra: (req.raw as unknown as { extra?: string }).extra
+  }
+}
+
+t.test('the handler and conn.request read the same request through the UpgradedRequest; the IncomingMessage is collected', async (t) => {
+  const app = await build(t)
+  let incoming: WeakRef<IncomingMessage> | undefined
+  app.addHook('onRequest', async (req) => {
+    incoming = new WeakRef(req.raw)
+    // A field a hook puts on the raw request is carried over.
+    ;(req.raw as unknown as { extra: string }).extra = 'from a hook'
+  })
+  const seen = gate<{ inHandler: Record<string, unknown>, raw: unknown, conn: { request: FastifyRequest } }>()
+  app.get('/rooms/:room', { websocket: true, config: { name: 'rooms' } }, (conn, req) => {
+    conn.on('message', (data) => conn.send(data))
+    seen.resolve({ inHandler: readRequest(req), raw: req.raw, conn })
+  })
+  await listen(app)
+  const ws = await connect(app, '/rooms/blue?since=5', undefined, { headers: { 'X-Test': 'yes' } })
+  const { inHandler, raw, conn } = await seen.promise
+
+  t.ok(raw instanceof UpgradedRequest, 'request.raw is the UpgradedRequest in the handler')
+  t.notOk(raw instanceof IncomingMessage)
+  t.equal((raw as Record<symbol, unknown>)[kSocket], undefined, "the plugin's bookkeeping is not carried")
+  t.match(inHandler, {
+    url: '/rooms/blue?since=5',
+    method: 'GET',
+    params: { room: 'blue' },
+    query: { since: '5' },
+    ip: '127.0.0.1',
+    hostname: '127.0.0.1',
+    protocol: 'http',
+    header: 'yes',
+    rawHeader: true,
+    config: 'rooms',
+    routeUrl: '/rooms/:room',
+    logs: true,
+    extra: 'from a hook'
+  })
+  t.type(inHandler.id, 'string')
+
+  ws.send('still works')
+  t.equal((await inboxOf(ws).next()).data.toString(), 'still works')
+  await collect()
+  t.equal(incoming!.deref(), undefined, 'the IncomingMessage was collected while the connection is open')
+  t.same(readRequest(conn.request), inHandler, 'conn.request, with the default retainRequest, reads the same later')
+})
