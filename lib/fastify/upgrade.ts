@@ -127,7 +127,8 @@ export class UpgradeListener {
     const timer = setTimeout(this.onTimeout, this.handshakeTimeout, socket, rawRequest)
     timer.unref()
     ;(socket as TimedSocket)[kHandshakeTimer] = timer
-    socket.once('close', this.onSocketClose)
+    // `on`, not `once`: handshakeDone removes it, and `once` would wrap it in a new closure per upgrade.
+    socket.on('close', this.onSocketClose)
   }
 
   /** The upgrade request was answered (101 or a refusal), or its socket is gone. */
