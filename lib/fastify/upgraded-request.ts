@@ -46,6 +46,31 @@ export class UpgradedRequest {
   get connection (): Socket {
     return this.socket
   }
+
+  /**
+   * `close` listeners go to the socket: the request ends with the
+   * connection, so Fastify's `request.signal` (which listens here) aborts
+   * when the WebSocket's transport closes. No other event can come from a
+   * request whose body is never read; those listeners are not kept.
+   */
+  on (event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'close') this.socket.on('close', listener)
+    return this
+  }
+
+  once (event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'close') this.socket.once('close', listener)
+    return this
+  }
+
+  removeListener (event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'close') this.socket.removeListener('close', listener)
+    return this
+  }
+
+  off (event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.removeListener(event, listener)
+  }
 }
 
 // The own properties every IncomingMessage has, read once from an empty one:

@@ -73,3 +73,19 @@ t.test('the handler and conn.request read the same request through the UpgradedR
   t.equal(incoming!.deref(), undefined, 'the IncomingMessage was collected while the connection is open')
   t.same(readRequest(conn.request), inHandler, 'conn.request, with the default retainRequest, reads the same later')
 })
+
+t.test("Fastify's request.signal works on conn.request and aborts when the connection closes", async (t) => {
+  const app = await build(t)
+  const seen = gate<AbortSignal>()
+  app.get('/signal', { websocket: true }, (conn, req) => {
+    seen.resolve(req.signal)
+  })
+  await listen(app)
+  const ws = await connect(app, '/signal')
+  const signal = await seen.promise
+  t.equal(signal.aborted, false, 'not aborted while the connection is open')
+  const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()))
+  ws.close()
+  await aborted
+  t.equal(signal.aborted, true, 'aborted once the connection closed')
+})
