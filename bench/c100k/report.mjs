@@ -98,8 +98,8 @@ function processRows (result) {
     const open = result.opened.proc.byPid.get(pid).rss
     const idle = result.idled.proc.byPid.get(pid).rss
     const held = result.opened.workers.find((w) => w.pid === pid)?.open ?? 0
-    // CPU per connection of the whole run, so the primary's share of accepting is comparable.
-    const openCpu = `${Math.round(cpuMs(result.baseline, result.opened, pid) * 1000 / connections)} µs`
+    // Per connection it handled: a worker its own share, the primary every one (it accepts them all).
+    const openCpu = `${Math.round(cpuMs(result.baseline, result.opened, pid) * 1000 / (held || connections))} µs`
     const idleCpu = `${(cpuMs(result.opened, result.idled, pid) / 1000).toFixed(2)} s`
     rows.push(`| ${worker === undefined ? 'primary' : 'worker'} ${pid} | ${held} | ${mb(base)} | ${mb(open)} | ${mb(idle)} | ` +
       `${held === 0 ? '–' : kib((idle - base) / held)} | ${worker === undefined ? '–' : mb(worker.heapUsed + worker.external)} | ${openCpu} | ${idleCpu} |`)
@@ -145,7 +145,7 @@ export function formatReport (result, checks) {
     `| CPU to close, per connection: servers / generators | ${Math.round(cpuSeconds(result.idled, result.closed) / n * 1e6)} µs / ${Math.round(f.generatorCpu.close / n)} µs |`,
     `| generator RSS, largest | ${mb(f.generatorRss)} |`,
     '',
-    `| process | connections | RSS before | RSS open | RSS end of idle | RSS per connection | heap + external | CPU to open, per connection of all ${n} | CPU while idle |`,
+    '| process | connections | RSS before | RSS open | RSS end of idle | RSS per connection | heap + external | CPU to open, per connection handled | CPU while idle |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...processRows(result),
     '',
