@@ -21,6 +21,9 @@ const log = (line) => process.stderr.write(`${line}\n`)
 
 // A scenario with `servers` (the http2 one: only ours serves RFC 8441) has no cells for the others.
 const runsOn = (scenario, serverId) => scenario.servers === undefined || scenario.servers.includes(serverId)
+// A server's `only` may name a scenario or its group (`idle` for idle-fresh and idle-warmed).
+const measuredIn = (definition, scenario) => definition.only === undefined ||
+  definition.only.includes(scenario.id) || (scenario.group !== undefined && definition.only.includes(scenario.group))
 
 function paramsFor (scenario, options, environment) {
   const params = { ...(options.smoke ? scenario.smoke : scenario.full) }
@@ -46,7 +49,7 @@ function formatProgress (result, scenario) {
 
 async function runCell (fleet, scenario, serverId, options, environment, params) {
   const definition = fleet.servers.get(serverId).definition
-  if (definition.only !== undefined && !definition.only.includes(scenario.id)) {
+  if (!measuredIn(definition, scenario)) {
     return { unsupported: true, reason: `measured only in ${definition.only.join(', ')}` }
   }
   if (scenario.requires !== undefined) {
@@ -80,17 +83,20 @@ async function runCell (fleet, scenario, serverId, options, environment, params)
 }
 
 async function main () {
-  const scenarioIds = SCENARIOS.map((scenario) => scenario.id)
+  // --only takes a scenario's id or its group's (bench/lib/process-age.mjs): `echo-16k` runs echo-16k-fresh and echo-16k-warmed.
+  const groups = [...new Set(SCENARIOS.map((scenario) => scenario.group).filter((group) => group !== undefined))]
+  const scenarioIds = [...SCENARIOS.map((scenario) => scenario.id), ...groups]
+  const listed = [...SCENARIOS.map((scenario) => scenario.id), ...groups.map((group) => `${group} (= ${group}-fresh,${group}-warmed)`)]
   const serverIds = SERVERS.map((server) => server.id)
   let options
   try {
     options = parseOptions(process.argv.slice(2), scenarioIds, serverIds)
   } catch (error) {
-    log(`${error.message}\n${usage(scenarioIds, serverIds)}`)
+    log(`${error.message}\n${usage(listed, serverIds)}`)
     return 2
   }
   if (options.help) {
-    console.log(usage(scenarioIds, serverIds))
+    console.log(usage(listed, serverIds))
     return 0
   }
   if (options.servers.includes('rfc6455')) ensureBuilt(log)
@@ -98,12 +104,11 @@ async function main () {
   // Pinning makes numbers comparable; a smoke run only checks correctness and
   // is better off free to use whichever core a busy machine has spare.
   if (options.smoke) environment.pin = false
-  const scenarios = SCENARIOS.filter((scenario) => options.scenarios.includes(scenario.id))
+  const scenarios = SCENARIOS.filter((scenario) => options.scenarios.includes(scenario.id) || options.scenarios.includes(scenario.group))
   // A server measured only in some scenarios (`only`), or that no selected
   // scenario runs on (a scenario's `servers`), is not started.
   const definitions = SERVERS.filter((server) => options.servers.includes(server.id) &&
-    scenarios.some((scenario) => (server.only === undefined || server.only.includes(scenario.id)) &&
-      runsOn(scenario, server.id)))
+    scenarios.some((scenario) => measuredIn(server, scenario) && runsOn(scenario, server.id)))
   const params = new Map(scenarios.map((scenario) => [scenario.id, paramsFor(scenario, options, environment)]))
 
   log(`machine: ${environment.machine}`)

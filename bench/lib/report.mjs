@@ -1,10 +1,13 @@
 // Turns per-round results into the markdown report. A scenario with a
 // `section` (the http2 one) renders a table of its own below the main ones.
 
+import { GOAL_SUBJECT, GOALS_HEADER, goalRows } from './goals.mjs'
+import { describeWarmUp } from './process-age.mjs'
+import { GENERATOR_SATURATED, generatorMedian, generatorSaturated, perRound, roundRatios } from './rounds.mjs'
 import { summarize } from './stats.mjs'
 
+export { GENERATOR_SATURATED }
 const REFERENCE = 'ws'
-export const GENERATOR_SATURATED = 90
 
 function significant (value) {
   const magnitude = Math.abs(value)
@@ -17,11 +20,6 @@ const FORMATS = {
   bytes: (value) => Math.abs(value) >= 1024 ? `${significant(value / 1024)} KiB` : `${value.toFixed(0)} B`
 }
 
-/** Values of one metric per round, with null where that round gave none. */
-function perRound (rounds, key) {
-  return rounds.map((round) => round?.metrics?.[key] ?? null)
-}
-
 export function formatSummary (values, unit) {
   const summary = summarize(values)
   const format = FORMATS[unit]
@@ -31,22 +29,8 @@ export function formatSummary (values, unit) {
 
 /** Median over rounds of this server's value divided by ws's in the same round. */
 function ratioToReference (mine, reference) {
-  const ratios = []
-  for (let i = 0; i < mine.length; i++) {
-    if (mine[i] !== null && reference?.[i] != null && reference[i] !== 0) ratios.push(mine[i] / reference[i])
-  }
+  const ratios = roundRatios(mine, reference)
   return ratios.length === 0 ? null : summarize(ratios).median
-}
-
-/** Median generator CPU, or null for cells without a timed window. */
-function generatorMedian (rounds) {
-  const values = rounds.map((round) => round?.generatorCpu).filter((value) => value !== undefined)
-  return values.length === 0 ? null : summarize(values).median
-}
-
-function generatorSaturated (rounds) {
-  const median = generatorMedian(rounds)
-  return median !== null && median >= GENERATOR_SATURATED
 }
 
 function metricCell (rounds, metric, referenceRounds, isReference) {
@@ -143,6 +127,13 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
     }
   }
 
+  const goals = goalRows(scenarios.filter((scenario) => scenario.section === undefined), results, options.smoke)
+  const ownProcess = scenarios.some((scenario) => scenario.age === 'warmed')
+    ? ['', 'Rows of a fresh or a warmed process run on a server process started for the cell ' +
+        (options.smoke ? '(in full runs; a smoke run keeps to the long-lived one) ' : '(every other row: on the server\'s one long-lived process). ') +
+        'Fresh: nothing runs before the measurement, whose window starts at the first message (no warm-up). ' +
+        `Warmed: first a fixed warm-up load, the same for every server: ${describeWarmUp(options.smoke)}.`]
+    : []
   const mode = options.smoke ? 'smoke' : 'full'
   const pinning = environment.pin
     ? 'servers pinned to CPU 0, load generator to CPU 1 (taskset)'
@@ -163,6 +154,7 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
             '(↑ higher is better, ↓ lower is better). ⚠: the load generator used ≥ 90% of its core, so the number ' +
             'may be the generator\'s limit rather than the server\'s. The raw server echoes bytes without parsing frames: ' +
             'it is the ceiling of this loopback + load-generator setup, not a WebSocket server.',
+          ...ownProcess,
           '',
           table(header, metricRows),
           '',
@@ -170,6 +162,17 @@ export function renderReport ({ environment, options, scenarios, serverIds, skip
             'the bottleneck) · server · everything else on the machine (other users of a shared box).',
           '',
           table(header, cpuRows)
+        ]),
+    ...(goals.length === 0
+      ? []
+      : [
+          '',
+          `Goals (issue 15), each for ${GOAL_SUBJECT}: the median over rounds of its value divided by the reference's in ` +
+            'the same round [min–max over rounds]; ⚠: the generator saturated in either cell; "no reference": that ' +
+            'server is not in the run, did not start, has no such route, or failed.' +
+            (options.smoke ? ' Smoke run: the loads are tiny, the verdicts mean nothing.' : ''),
+          '',
+          table(GOALS_HEADER, goals)
         ]),
     // The main tables end without a blank line; the line after Mode is one.
     ...(sections.length > 0 ? [...(metricRows.length > 0 ? [''] : []), ...sections] : []),

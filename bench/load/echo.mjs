@@ -2,6 +2,8 @@
 // Also serves the latency scenario (1 connection, 1 in flight) and the JSON
 // scenario (a JSON text payload on the JSON route). `job.transport` (transports.mjs)
 // runs the same load over TLS or on the streams of one HTTP/2 session.
+// `job.stopAfter` ends the window at that many replies (a warm-up phase,
+// bench/lib/process-age.mjs, is a count of messages, not a time).
 
 import { performance } from 'node:perf_hooks'
 import { percentileSorted, sortedNumbers } from '../lib/stats.mjs'
@@ -19,6 +21,7 @@ export async function runEcho (job) {
   // One write refills any number of completed slots: a prefix of this buffer.
   const refill = Buffer.concat(new Array(inflight).fill(frame))
   const samples = job.latency ? [] : null
+  const stopAfter = job.stopAfter ?? Infinity
   const abort = new AbortController()
   let running = true
   let measuring = false
@@ -64,6 +67,7 @@ export async function runEcho (job) {
       if (measuring) {
         replies += completed
         if (samples !== null) samples.push((now - sentAt) * 1000)
+        if (replies >= stopAfter) abort.abort()
       }
       sentAt = now
       outstanding += completed
@@ -97,5 +101,5 @@ export async function runEcho (job) {
     metrics.p50 = percentileSorted(sorted, 0.5)
     metrics.p99 = percentileSorted(sorted, 0.99)
   }
-  return { metrics, generatorCpu: usage.generatorCpu, serverCpu: usage.serverCpu, otherCpu: usage.otherCpu }
+  return { metrics, operations: replies, generatorCpu: usage.generatorCpu, serverCpu: usage.serverCpu, otherCpu: usage.otherCpu }
 }

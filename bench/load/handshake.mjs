@@ -2,6 +2,7 @@
 // connect → handshake → one echoed message → closing handshake. Over TLS
 // (`job.transport` 'tls') each cycle is a new TLS connection; over HTTP/2
 // ('h2') a new stream of one session opened before the workers start.
+// `job.stopAfter` ends the window at that many completed cycles.
 
 import { handleControl } from './connect.mjs'
 import { closePayload, encodeFrame, OPCODE } from '../../test/helpers/wire.cjs'
@@ -50,6 +51,7 @@ export async function runHandshakes (job) {
   let failure = null
   let verified = false
   let active = 0
+  const stopAfter = job.stopAfter ?? Infinity
   const transport = await openTransport(job)
 
   const worker = async () => {
@@ -59,7 +61,7 @@ export async function runHandshakes (job) {
         const verdict = await cycle(transport, path, frame, check)
         if (verdict !== 'ok') throw new Error(verdict === 'unsupported' ? 'unexpected reply' : verdict)
         verified = true
-        if (measuring) completed++
+        if (measuring && ++completed >= stopAfter) abort.abort()
       }
     } catch (error) {
       if (running) {
@@ -83,6 +85,7 @@ export async function runHandshakes (job) {
   const usage = usageBetween(start, end, clockTicks)
   return {
     metrics: { rate: completed / usage.seconds },
+    operations: completed,
     transport: transport.stats(),
     generatorCpu: usage.generatorCpu,
     serverCpu: usage.serverCpu,
