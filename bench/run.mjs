@@ -113,7 +113,8 @@ async function main () {
 
   log(`machine: ${environment.machine}`)
   if (!environment.pin && !options.smoke) log('note: taskset or a second core is missing: processes are not pinned')
-  const estimate = estimateRoundMs(scenarios, definitions.map((d) => d.id), options.timing, options.smoke) * options.rounds
+  const estimate = options.rounds * scenarios.reduce((sum, scenario) => sum + estimateRoundMs([scenario],
+    definitions.filter((d) => measuredIn(d, scenario)).map((d) => d.id), options.timing, options.smoke), 0)
   log(`${options.smoke ? 'smoke' : 'full'} run: ${options.rounds} round(s), ${scenarios.length} scenario(s), ` +
     `${definitions.length} server(s); estimated ${Math.ceil(estimate / 1000)} s`)
 

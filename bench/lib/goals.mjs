@@ -28,7 +28,8 @@ export function judgeGoal (byServer, metric, goal) {
   if (!measuredAny(reference, metric.key)) return { measured: '—', verdict: 'no reference' }
   if (!measuredAny(mine, metric.key)) return { measured: '—', verdict: 'no result' }
   const ratios = roundRatios(perRound(mine, metric.key), perRound(reference, metric.key))
-  if (ratios.length === 0) return { measured: '—', verdict: 'no round measured both' }
+  // Idle RSS can read 0 on a small smoke run: no ratio to judge.
+  if (ratios.length === 0) return { measured: '—', verdict: 'no round with both values and a non-zero reference' }
   const { median, min, max, n } = summarize(ratios)
   let measured = `×${median.toFixed(2)}`
   if (n > 1) measured += ` [${min.toFixed(2)}–${max.toFixed(2)}, ${n} rounds]`
