@@ -3,7 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import websocket, { type WebSocketConnection } from '../../lib/index.js'
-import { Heartbeats, type Beating } from '../../lib/connection/heartbeat.js'
+import { HEARTBEAT_SLICES, Heartbeats, type Beating } from '../../lib/connection/heartbeat.js'
 import { Queue, build, closeEvent, connect, listen } from '../helpers/app.js'
 import { rawUpgrade } from '../helpers/raw-peer.js'
 import { fakeTimers, loopTurns, within } from '../helpers/time.js'
@@ -12,6 +12,11 @@ import { fakeTimers, loopTurns, within } from '../helpers/time.js'
 // whole intervals and wait on the sockets only, so a slow machine cannot make
 // them fail or pass by accident, and a long interval costs no time.
 const INTERVAL = 30_000
+// The beats are spread over the interval in slices: a connection's first ping
+// comes one interval and at most one slice after it was added (exactly that
+// for one added at time 0 on the fake clock), then once per interval.
+const SLICE = INTERVAL / HEARTBEAT_SLICES
+const FIRST = INTERVAL + SLICE
 
 type ServerConn = WebSocketConnection<FastifyRequest>
 
@@ -28,7 +33,7 @@ t.test('a peer that answers the heartbeat pings stays connected', async (t) => {
   for (let beat = 1; beat <= 4; beat++) {
     const pinged = once(ws, 'ping')
     const ponged = once(conn, 'pong')
-    clock.tick(INTERVAL)
+    clock.tick(beat === 1 ? FIRST : INTERVAL)
     await within(pinged, `the client got ping ${beat}`)
     await within(ponged, `the server got pong ${beat}`)
   }
@@ -54,9 +59,9 @@ t.test('a peer that sends nothing back is terminated at the next heartbeat', asy
   let closed = false
   const closing = closeEvent(conn).then((event) => { closed = true; return event })
 
-  clock.tick(INTERVAL - 1)
+  clock.tick(FIRST - 1)
   await loopTurns()
-  t.equal(peer.unread.length, 0, 'nothing sent before the first interval has passed')
+  t.equal(peer.unread.length, 0, 'nothing sent before the first interval (and its slice) has passed')
   clock.tick(1)
   t.equal((await within(peer.frame(), 'the first ping')).opcode, 0x9, 'pinged once the interval has passed')
   await loopTurns()
@@ -85,7 +90,7 @@ t.test('per-route heartbeat, off by default', async (t) => {
   const silentClosed = closeEvent(silent)
   // The heartbeat route pings its silent peer, then drops it a beat later;
   // meanwhile the route without heartbeat sends its own silent peer nothing.
-  clock.tick(INTERVAL)
+  clock.tick(FIRST)
   t.equal((await within(silentPeer.frame(), 'the ping on /hb')).opcode, 0x9, 'the heartbeat route pings')
   clock.tick(INTERVAL)
   t.equal((await within(silentClosed, 'the close on /hb'))[0], 1006, 'and drops the peer that did not answer')
@@ -108,7 +113,8 @@ t.test('one shared timer per interval, beating each connection at its own interv
   beats.add(b, 1000)
   beats.add(c, 2000)
   t.equal(beats.timerCount, 2, 'two intervals, two timers')
-  clock.tick(2000)
+  // First beats one slice after each interval, from time 0: a and b at 1062.5 and 2062.5, c at 2125.
+  clock.tick(2125)
   t.same(count, { a: 2, b: 2, c: 1 }, 'each connection beats at its own interval')
   beats.remove(a)
   t.equal(beats.timerCount, 2, 'b still uses the 1000 ms timer')
@@ -124,6 +130,41 @@ t.test('one shared timer per interval, beating each connection at its own interv
   t.equal(beats.timerCount, 0, 'stop() clears the rest (app.close())')
   clock.tick(10_000)
   t.same(count, { a: 2, b: 3, c: 2 }, 'and nothing beats after stop()')
+})
+
+t.test('the beats of one interval are spread over it in slices, each connection beaten once per interval', async (t) => {
+  const clock = fakeTimers(t, ['setInterval'])
+  const beats = new Heartbeats()
+  t.teardown(() => beats.stop())
+  const interval = 16_000
+  const slice = interval / HEARTBEAT_SLICES
+  const beaten = new Map<number, number>()
+  let inThisTick = 0
+  // Connections arrive over one interval, as they do on a live server.
+  const total = 1600
+  let added = 0
+  const addSome = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      const id = added++
+      beaten.set(id, 0)
+      beats.add({ heartbeat: () => { beaten.set(id, beaten.get(id)! + 1); inThisTick++ } }, interval)
+    }
+  }
+  for (let step = 0; step < HEARTBEAT_SLICES; step++) {
+    addSome(total / HEARTBEAT_SLICES)
+    clock.tick(slice)
+  }
+  t.equal(beats.timerCount, 1)
+  // From now on every slice of time beats about a sixteenth of them, never all at once.
+  const perTick: number[] = []
+  for (let step = 0; step < 2 * HEARTBEAT_SLICES; step++) {
+    inThisTick = 0
+    clock.tick(slice)
+    perTick.push(inThisTick)
+  }
+  t.equal(Math.max(...perTick), total / HEARTBEAT_SLICES, 'no tick beats more than its slice')
+  t.equal(perTick.reduce((a, b) => a + b, 0), 2 * total, 'two intervals: every connection beaten twice')
+  t.ok([...beaten.values()].every((n) => n === 2), 'each connection beaten once per interval')
 })
 
 t.test('heartbeatInterval is validated', async (t) => {
