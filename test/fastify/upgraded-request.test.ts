@@ -6,6 +6,7 @@ import { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import t from 'tap'
 import { kSocket } from '../../lib/fastify/upgrade-request.js'
+import { sharedStringCount } from '../../lib/fastify/shared-strings.js'
 import { UpgradedRequest } from '../../lib/fastify/upgraded-request.js'
 import { build, connect, gate, inboxOf, listen } from '../helpers/app.js'
 import { collect } from '../helpers/gc.js'
@@ -26,7 +27,10 @@ function readRequest (req: FastifyRequest): Record<string, unknown> {
     config: (req.routeOptions.config as { name?: string }).name,
     routeUrl: req.routeOptions.url,
     logs: typeof req.log.info === 'function',
-    extra: (req.raw as unknown as { extra?: string }).extra
+    extra: (req.raw as unknown as { extra?: string }).extra,
+    httpVersion: [req.raw.httpVersion, req.raw.httpVersionMajor, req.raw.httpVersionMinor],
+    complete: req.raw.complete,
+    upgrade: (req.raw as unknown as { upgrade: boolean }).upgrade
   }
 }
 
@@ -63,7 +67,10 @@ t.test('the handler and conn.request read the same request through the UpgradedR
     config: 'rooms',
     routeUrl: '/rooms/:room',
     logs: true,
-    extra: 'from a hook'
+    extra: 'from a hook',
+    httpVersion: ['1.1', 1, 1],
+    complete: true,
+    upgrade: true
   })
   t.type(inHandler.id, 'string')
 
@@ -88,4 +95,22 @@ t.test("Fastify's request.signal works on conn.request and aborts when the conne
   ws.close()
   await aborted
   t.equal(signal.aborted, true, 'aborted once the connection closed')
+})
+
+t.test('a second upgrade like the first adds nothing to the shared strings; a URL with a query is not held', async (t) => {
+  const app = await build(t)
+  const urls: string[] = []
+  app.get('/same', { websocket: true }, (conn, req) => { urls.push(req.url) })
+  await listen(app)
+  const headers = { 'User-Agent': 'shared-strings test', Origin: 'http://127.0.0.1' }
+  const before = sharedStringCount()
+  await connect(app, '/same', undefined, { headers })
+  const afterFirst = sharedStringCount()
+  t.ok(afterFirst > before, "the first upgrade's strings were held")
+  // A new Sec-WebSocket-Key (the client makes one per connection), the rest alike.
+  await connect(app, '/same', undefined, { headers })
+  t.equal(sharedStringCount(), afterFirst, 'names, repeated values, URL and version were held by the first')
+  await connect(app, '/same?token=abc', undefined, { headers })
+  t.equal(sharedStringCount(), afterFirst, 'the URL with a query is not held')
+  t.same(urls, ['/same', '/same', '/same?token=abc'])
 })
