@@ -63,6 +63,13 @@ export interface ProtocolOptions extends PieceLimitOptions {
   maxDecodeBacklog?: number
 }
 
+// WebSocketProtocol#bits. The three close facts only ever become true.
+const MASK = 1
+const AUTO_PONG = 2
+const SENT_CLOSE = 4
+const CLOSE_WRITTEN = 8
+const RECEIVED_CLOSE = 16
+
 /**
  * The RFC 6455 state machine for one open connection: frames in through
  * `receive`, application calls in through `send`/`ping`/`close`, bytes and
@@ -73,8 +80,6 @@ export class WebSocketProtocol implements FrameParserSink {
   readonly role: Role
   private readonly handler: ProtocolHandler
   private readonly parser: FrameParser
-  private readonly mask: boolean
-  private readonly autoPong: boolean
   private readonly extension: MessageExtension | null
   // Only with an extension (extension-queues.ts): they keep messages, and the
   // frames and close around them, in order across asynchronous transforms.
@@ -83,19 +88,17 @@ export class WebSocketProtocol implements FrameParserSink {
   private readonly outbound: EncodeQueue | null = null
 
   private state: ReadyState = ReadyState.OPEN
-  // sentClose: a close was committed (send() refused from then on);
-  // closeWritten: its frame is on the wire, and nothing may follow it.
-  private sentClose = false
-  private closeWritten = false
-  private receivedClose = false
+  // The five yes/no facts below (accessors), as bits of one field: a field
+  // is 8 bytes on every connection for as long as it lives, idle or not.
+  private bits = 0
   private code: number = CloseCode.Abnormal
   private reason = ''
 
   constructor (options: ProtocolOptions, handler: ProtocolHandler) {
     this.role = options.role
     this.handler = handler
-    this.mask = options.role === 'client'
-    this.autoPong = options.autoPong ?? true
+    if (options.role === 'client') this.bits |= MASK
+    if (options.autoPong ?? true) this.bits |= AUTO_PONG
     this.extension = options.extension ?? null
     if (this.extension !== null) {
       this.inbound = new DecodeQueue(this.extension, options.maxMessageSize, options.maxDecodeBacklog ?? options.maxMessageSize, {
@@ -123,6 +126,40 @@ export class WebSocketProtocol implements FrameParserSink {
     }, this)
   }
 
+  /** Outgoing frames are masked: the client side. */
+  private get mask (): boolean {
+    return (this.bits & MASK) !== 0
+  }
+
+  private get autoPong (): boolean {
+    return (this.bits & AUTO_PONG) !== 0
+  }
+
+  /** A close was committed: send() is refused from then on. */
+  private get sentClose (): boolean {
+    return (this.bits & SENT_CLOSE) !== 0
+  }
+
+  private set sentClose (value: true) {
+    this.bits |= SENT_CLOSE
+  }
+
+  /** The close frame is on the wire: nothing may follow it. */
+  private get closeWritten (): boolean {
+    return (this.bits & CLOSE_WRITTEN) !== 0
+  }
+
+  private set closeWritten (value: true) {
+    this.bits |= CLOSE_WRITTEN
+  }
+
+  private get receivedClose (): boolean {
+    return (this.bits & RECEIVED_CLOSE) !== 0
+  }
+
+  private set receivedClose (value: true) {
+    this.bits |= RECEIVED_CLOSE
+  }
   get readyState (): ReadyState {
     return this.state
   }
