@@ -124,7 +124,8 @@ export function unmaskedFrameSize (payloadLength: number): number {
 export function encodeFrameInto (target: Buffer, offset: number, opcode: number, payload: Buffer | string, byteLength: number): number {
   const start = writeHeader(target, offset, opcode, byteLength, true, false, null)
   if (typeof payload === 'string') target.write(payload, start, byteLength, 'utf8')
-  else payload.copy(target, start, 0, byteLength)
+  // set(), not copy(): for the small payloads this serves, the typed-array copy skips Buffer#copy's argument handling.
+  else target.set(payload, start)
   return start + byteLength
 }
 
