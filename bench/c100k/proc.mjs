@@ -3,15 +3,13 @@
 // event loop and counts what an operator's `ps` would.
 
 import { readFileSync } from 'node:fs'
+import { processTicks } from '../load/window.mjs'
 
 /** { rss (bytes), ticks (utime + stime, clock ticks) } of one process. */
 export function sampleProcess (pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'latin1')
   const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1])
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-  // The command name may contain spaces: fields are counted after its ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { rss: rssKb * 1024, ticks: Number(fields[11]) + Number(fields[12]) }
+  return { rss: rssKb * 1024, ticks: processTicks(pid) }
 }
 
 /** Samples of every PID in `pids` (pid → sample), plus their sums. */

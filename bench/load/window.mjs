@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 
 /** utime + stime of another process in clock ticks, or null off Linux. */
-function processTicks (pid) {
+export function processTicks (pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
     // The command name may contain spaces: fields are counted after its ')'.
