@@ -47,24 +47,11 @@ export function buildDocument (routes: readonly DocumentedRoute[], options: Asyn
     const id = uniqueKey(channelId(route.url), channels)
     const { channel, received, sent } = describeChannel(store, route, schema, id)
     channels[id] = channel
-    const common = operationCommon(schema)
     if (received.length > 0) {
-      operations[`${id}.receive`] = {
-        action: 'receive',
-        channel: { $ref: `#/channels/${pointerToken(id)}` },
-        messages: received.map((key) => ({ $ref: `#/channels/${pointerToken(id)}/messages/${pointerToken(key)}` })),
-        summary: 'Messages clients send, as the server accepts them (schema.message)',
-        ...common
-      }
+      operations[`${id}.receive`] = operation('receive', id, received, 'Messages clients send, as the server accepts them (schema.message)', schema)
     }
     if (sent.length > 0) {
-      operations[`${id}.send`] = {
-        action: 'send',
-        channel: { $ref: `#/channels/${pointerToken(id)}` },
-        messages: sent.map((key) => ({ $ref: `#/channels/${pointerToken(id)}/messages/${pointerToken(key)}` })),
-        summary: 'Messages the server sends (schema.outgoing)',
-        ...common
-      }
+      operations[`${id}.send`] = operation('send', id, sent, 'Messages the server sends (schema.outgoing)', schema)
     }
   }
 
@@ -120,13 +107,20 @@ function describeChannel (store: SchemaStore, route: DocumentedRoute, schema: Re
   return { channel, received, sent }
 }
 
-function operationCommon (schema: Record<string, unknown>): Partial<AsyncApiOperation> {
-  const common: Partial<AsyncApiOperation> = {}
+/** The operation of one direction of channel `id`: its messages (`keys`) and what the route's schema says of it. */
+function operation (action: AsyncApiOperation['action'], id: string, keys: readonly string[], summary: string, schema: Record<string, unknown>): AsyncApiOperation {
+  const channel = `#/channels/${pointerToken(id)}`
+  const op: AsyncApiOperation = {
+    action,
+    channel: { $ref: channel },
+    messages: keys.map((key) => ({ $ref: `${channel}/messages/${pointerToken(key)}` })),
+    summary
+  }
   const tags = tagsOf(schema.tags)
-  if (tags !== undefined) common.tags = tags
+  if (tags !== undefined) op.tags = tags
   // AsyncAPI 3.0 has no `deprecated` on channels and operations (only on messages): an extension says it.
-  if (schema.deprecated === true) common['x-deprecated'] = true
-  return common
+  if (schema.deprecated === true) op['x-deprecated'] = true
+  return op
 }
 
 /**
